@@ -1,0 +1,48 @@
+/*
+ * frame.h - sending and receiving frames (proto.h) over a SOCK_SEQPACKET socket.
+ * Library code: returns 0/1 or -errno, never logs.
+ */
+#ifndef CORRAL_FRAME_H
+#define CORRAL_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* One received frame.  Owns fds[0..nfds) until frame_close_fds() or the caller takes them. */
+struct frame {
+	struct frame_hdr hdr;
+	uint8_t payload[FRAME_MAX_PAYLOAD];
+	int fds[FRAME_MAX_FDS];
+	unsigned nfds;
+};
+
+/*
+ * Send one frame: header built from type/flags/call_id, payload of len bytes
+ * (len <= FRAME_MAX_PAYLOAD), nfds fds (<= FRAME_MAX_FDS) as SCM_RIGHTS.
+ * Uses MSG_NOSIGNAL|MSG_DONTWAIT.  Returns 0, or -EAGAIN (socket full),
+ * -EMSGSIZE (bad len/nfds), -EPIPE (peer gone) or another -errno.
+ * The caller keeps ownership of the fds it passed.
+ */
+int frame_send(int sock, uint16_t type, uint32_t flags, uint64_t call_id, const void *payload,
+	       size_t len, const int *fds, unsigned nfds);
+
+/*
+ * Receive one frame into *f (MSG_DONTWAIT, MSG_CMSG_CLOEXEC).
+ * Returns 1 with a validated frame, 0 on orderly EOF, -EAGAIN when nothing is
+ * waiting, or an error: -EPROTO (wrong version), -EBADMSG (short datagram, length
+ * disagreeing with the datagram, nfds disagreeing with the fds that arrived,
+ * unknown type, payload past FRAME_MAX_PAYLOAD, MSG_TRUNC, MSG_CTRUNC,
+ * unexpected control message).  On every error path fds that did arrive are
+ * closed and f->nfds is 0.
+ */
+int frame_recv(int sock, struct frame *f);
+
+/* Close every fd still owned by f and set f->nfds to 0. */
+void frame_close_fds(struct frame *f);
+
+/* Take fd i out of f (ownership moves to the caller); -1 if none. */
+int frame_take_fd(struct frame *f, unsigned i);
+
+#endif

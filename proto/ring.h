@@ -1,0 +1,149 @@
+/*
+ * ring.h - the memfd shared ring: two single-producer/single-consumer byte
+ * rings in one sealed memfd, shared by the daemon and one worker.
+ *
+ * Memory layout of the memfd (all offsets from the start of the mapping):
+ *
+ *   0      +--------------------------------------------------------------+
+ *          | struct ring_shm_hdr: magic, version, cap[0], cap[1]           |  written once
+ *   64     | ring_ctl[0] (daemon -> worker):                              |  by the daemon
+ *          |   line A: head (producer), prod_waiting                      |
+ *          |   line B: tail (consumer), cons_waiting                      |
+ *   192    | ring_ctl[1] (worker -> daemon): same shape                    |
+ *   4096   +--------------------------------------------------------------+
+ *          | data of ring 0: cap[0] bytes (power of two)                   |
+ *          +--------------------------------------------------------------+
+ *          | data of ring 1: cap[1] bytes (power of two)                   |
+ *          +--------------------------------------------------------------+
+ *
+ * head and tail are free-running u64 byte counters; head - tail <= cap; both
+ * multiples of RING_ALIGN.  A record is an 8-byte header {u32 len, u32 type}
+ * followed by len bytes, padded to RING_ALIGN.  A record never wraps: when it
+ * does not fit before the end, the producer fills the rest with a PAD record
+ * (or leaves it when fewer than a header's bytes remain... never: everything is
+ * 8-aligned, so at least a header fits) and starts again at offset 0.
+ *
+ * Trust: the peer is hostile.  Each side keeps its own index in private memory
+ * and only publishes it; it reads the other side's index once per operation,
+ * copies it, and validates (monotonic, distance <= cap, aligned).  A record
+ * header is copied once and validated (type known, len <= readable, fits
+ * before the end) before use.  Any violation returns -EPROTO and the caller
+ * kills the peer.  No lock is shared.
+ *
+ * Sleep/wake (doorbell) protocol, race-free with seq_cst fences:
+ *
+ *   consumer, ring empty:                 producer, after publishing head:
+ *     store cons_waiting = 1                fence(seq_cst)
+ *     fence(seq_cst)                        if exchange(cons_waiting, 0) == 1:
+ *     reload head: data? clear flag, go on      send MSG_DOORBELL
+ *     else sleep on the socket (poll)
+ *
+ * Either the consumer sees the new head, or the producer sees the flag: never
+ * neither.  The same handshake runs the other way when the ring is full
+ * (prod_waiting, set by the producer, exchanged by the consumer after it
+ * frees space).  A busy stream costs no syscall per record.
+ */
+#ifndef CORRAL_RING_H
+#define CORRAL_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RING_MAGIC    0x6c72726fu /* "orrl" */
+#define RING_VERSION  1u
+#define RING_ALIGN    8u
+#define RING_REC_HDR  8u
+#define RING_HDR_SIZE 4096u
+#define RING_MIN_CAP  4096u
+#define RING_MAX_CAP  (1u << 30)
+
+enum ring_rec_type {
+	RING_REC_DATA = 1,
+	RING_REC_PAD = 2,
+};
+
+/* One direction's view, private to one side of one ring. */
+struct ring {
+	void *ctl;	/* struct ring_ctl in shared memory */
+	uint8_t *data;	/* cap bytes in shared memory */
+	uint64_t cap;	/* from our own copy, never re-read from shared memory */
+	uint64_t head;	/* producer: our head; consumer: last validated head */
+	uint64_t tail;	/* consumer: our tail; producer: last validated tail */
+	uint64_t roff;	/* consumer: bytes of the current record already read */
+};
+
+/* The whole memfd as mapped by one side. */
+struct ring_area {
+	void *base;
+	size_t size;
+	struct ring tx; /* we produce */
+	struct ring rx; /* we consume */
+};
+
+/* Bytes a memfd needs for the two capacities. */
+size_t ring_area_size(uint32_t cap_to_worker, uint32_t cap_from_worker);
+
+/*
+ * Daemon side: create a memfd (MFD_CLOEXEC|MFD_ALLOW_SEALING), size it, seal it
+ * against shrink, grow and further sealing, map it, write the header.  Caps are
+ * powers of two in [RING_MIN_CAP, RING_MAX_CAP].  tx is daemon -> worker.
+ * Returns 0 with *ret_fd and *ret filled, or -errno (nothing left behind).
+ */
+int ring_area_create(uint32_t cap_to_worker, uint32_t cap_from_worker, int *ret_fd,
+		     struct ring_area *ret);
+
+/*
+ * Worker side: check fd's seals (shrink and grow must be set) and size, map it,
+ * copy and validate the header once.  tx is worker -> daemon.  Returns 0 or -errno.
+ */
+int ring_area_attach(int fd, struct ring_area *ret);
+
+/* Unmap; safe on a zeroed or already-detached area. */
+void ring_area_detach(struct ring_area *a);
+
+/* ---- producer ---- */
+
+/*
+ * Copy up to len bytes into the ring as one or more DATA records (each at most
+ * what fits contiguously).  *ret_written gets the bytes taken (0 when full).
+ * Returns 0, or -EPROTO when the consumer's tail is corrupt.
+ */
+int ring_write(struct ring *r, const void *buf, size_t len, size_t *ret_written);
+
+/*
+ * Zero-copy: reserve a contiguous region for one DATA record of at least 1 and
+ * at most max bytes; returns its address and size in *ret_len, NULL when full
+ * (*ret_len = 0) or corrupt (*ret_len = 0, errno = EPROTO).  Then ring_commit()
+ * with the bytes actually filled (<= the reserved size).
+ */
+void *ring_reserve(struct ring *r, size_t max, size_t *ret_len);
+void ring_commit(struct ring *r, size_t len);
+
+/* After publishing: true when the consumer sleeps and needs a doorbell. */
+bool ring_producer_wake_needed(struct ring *r);
+
+/* Ring full: announce we sleep; false means space appeared (flag cleared, retry). */
+bool ring_producer_prepare_sleep(struct ring *r);
+
+/* ---- consumer ---- */
+
+/*
+ * The unread part of the next DATA record, in place: 1 with *ret_ptr/*ret_len,
+ * 0 when empty, -EPROTO when corrupt.  PAD records are skipped.
+ */
+int ring_peek(struct ring *r, const void **ret_ptr, size_t *ret_len);
+
+/* Mark n bytes of the peeked record read; at its end the record is released. */
+void ring_consume(struct ring *r, size_t n);
+
+/* Copy up to len bytes across records; returns bytes copied (0 empty) or -EPROTO. */
+long ring_read(struct ring *r, void *buf, size_t len);
+
+/* After consuming: true when the producer sleeps on a full ring and needs a doorbell. */
+bool ring_consumer_wake_needed(struct ring *r);
+
+/* Ring empty: announce we sleep; false means data appeared (flag cleared, retry). */
+bool ring_consumer_prepare_sleep(struct ring *r);
+
+#endif
