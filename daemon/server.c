@@ -1,0 +1,899 @@
+/*
+ * server.c - the control socket: listening, peer credentials, NDJSON lines
+ * with SCM_RIGHTS fds in both directions, bounded buffers, dispatch.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sd.h"
+#include "server.h"
+
+static void client_on_read(evutil_socket_t fd, short what, void *arg);
+static void client_on_write(evutil_socket_t fd, short what, void *arg);
+static void client_free(struct client *c);
+
+/* Resolve the daemon's socket path per DESIGN.md; malloc'd. */
+char *server_default_path(const char *cli, const struct config *cfg)
+{
+	const char *env = getenv("CORRAL_SOCKET");
+	char buf[4096];
+
+	if (cli)
+		return strdup(cli);
+	if (cfg && cfg->socket_path)
+		return strdup(cfg->socket_path);
+	if (env && *env)
+		return strdup(env);
+	if (geteuid() == 0)
+		return strdup("/run/corral/corrald.sock");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (xdg && *xdg)
+		snprintf(buf, sizeof(buf), "%s/corral/corrald.sock", xdg);
+	else
+		snprintf(buf, sizeof(buf), "/run/user/%u/corral/corrald.sock", (unsigned)geteuid());
+	return strdup(buf);
+}
+
+/* mkdir -p for the socket's parent directory (mode 0755 for the leaf). */
+static void mkdir_parents(const char *path)
+{
+	char *dup = strdup(path);
+	if (!dup)
+		return;
+	char *slash = strrchr(dup, '/');
+	if (slash && slash != dup) {
+		*slash = '\0';
+		for (char *p = dup + 1; *p; p++) {
+			if (*p == '/') {
+				*p = '\0';
+				mkdir(dup, 0755);
+				*p = '/';
+			}
+		}
+		mkdir(dup, 0755);
+	}
+	free(dup);
+}
+
+/* True when something accepts connections on path. */
+static bool socket_is_live(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd < 0)
+		return false;
+	strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN;
+	close(fd);
+	return live;
+}
+
+/* Bind and listen on path, replacing a stale socket file. */
+static int listen_on(const char *path, unsigned mode, const char *group)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_err("socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	mkdir_parents(path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_err("%s exists and is not a socket; refusing to replace it", path);
+			return -1;
+		}
+		if (socket_is_live(path)) {
+			log_err("another corrald is already listening on %s", path);
+			return -1;
+		}
+		if (unlink(path) < 0 && errno != ENOENT) {
+			log_err("cannot remove stale socket %s: %s", path, strerror(errno));
+			return -1;
+		}
+		log_info("replaced stale socket %s", path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		log_err("socket: %s", strerror(errno));
+		return -1;
+	}
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0) {
+		log_err("cannot bind %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (chmod(path, (mode_t)mode) < 0)
+		log_warn("chmod %s: %s", path, strerror(errno));
+	if (group) {
+		struct group *gr = getgrnam(group);
+		if (!gr)
+			log_warn("socket group %s does not exist; leaving the socket's group", group);
+		else if (chown(path, (uid_t)-1, gr->gr_gid) < 0)
+			log_warn("chown %s to group %s: %s", path, group, strerror(errno));
+	}
+	if (listen(fd, 512) < 0) {
+		log_err("listen %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+/* Apply allow lists from a (new) config. */
+void server_set_acl(struct server *s, const struct config *cfg)
+{
+	free(s->allow_uids);
+	free(s->allow_gids);
+	s->allow_uids = NULL;
+	s->allow_gids = NULL;
+	s->n_allow_uids = s->n_allow_gids = 0;
+	if (cfg->n_allow_uids) {
+		s->allow_uids = calloc(cfg->n_allow_uids, sizeof(uid_t));
+		if (s->allow_uids) {
+			memcpy(s->allow_uids, cfg->allow_uids, cfg->n_allow_uids * sizeof(uid_t));
+			s->n_allow_uids = cfg->n_allow_uids;
+		}
+	}
+	size_t ng = 0;
+	for (char **g = cfg->allow_groups; g && *g; g++)
+		ng++;
+	if (ng) {
+		s->allow_gids = calloc(ng, sizeof(gid_t));
+		for (size_t i = 0; s->allow_gids && i < ng; i++) {
+			struct group *gr = getgrnam(cfg->allow_groups[i]);
+			if (!gr) {
+				log_warn("allow.groups: group %s does not exist", cfg->allow_groups[i]);
+				continue;
+			}
+			s->allow_gids[s->n_allow_gids++] = gr->gr_gid;
+		}
+	}
+}
+
+/* True when the peer's supplementary groups (from /proc) include one allowed. */
+static bool peer_groups_allowed(const struct server *s, pid_t pid)
+{
+	char path[64], line[4096];
+	bool ok = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!ok && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		char *p = line + 7, *end;
+		for (;;) {
+			unsigned long g = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+			for (size_t i = 0; i < s->n_allow_gids; i++)
+				if (s->allow_gids[i] == (gid_t)g)
+					ok = true;
+			p = end;
+		}
+	}
+	fclose(f);
+	return ok;
+}
+
+/* Check SO_PEERCRED against the allow lists. */
+static bool peer_allowed(const struct server *s, int fd, uid_t *ret_uid)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	*ret_uid = cr.uid;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	for (size_t i = 0; i < s->n_allow_uids; i++)
+		if (s->allow_uids[i] == cr.uid)
+			return true;
+	for (size_t i = 0; i < s->n_allow_gids; i++)
+		if (s->allow_gids[i] == cr.gid)
+			return true;
+	return s->n_allow_gids && peer_groups_allowed(s, cr.pid);
+}
+
+/* Re-enable accept after an EMFILE pause. */
+static void server_on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+	if (!s->d->shutting_down)
+		event_add(s->ev_accept, NULL);
+}
+
+/* Accept every pending connection. */
+static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)what;
+
+	for (int n = 0; n < 64; n++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Out of fds: stop accepting for a moment instead of spinning. */
+				log_warn("accept: %s; pausing accept for 1 s", strerror(errno));
+				event_del(s->ev_accept);
+				struct timeval tv = {1, 0};
+				evtimer_add(s->ev_backoff, &tv);
+			}
+			return;
+		}
+		uid_t uid = (uid_t)-1;
+		if (!peer_allowed(s, fd, &uid)) {
+			static const char deny[] =
+			    "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"permission_denied\","
+			    "\"message\":\"uid not allowed to use corrald\"}}\n";
+			ssize_t w = send(fd, deny, sizeof(deny) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)w;
+			log_notice("refused connection from uid %d", (int)uid);
+			close(fd);
+			continue;
+		}
+		if (s->nclients >= SERVER_MAX_CLIENTS) {
+			static const char full[] =
+			    "{\"id\":null,\"ok\":false,\"error\":{\"code\":\"busy\","
+			    "\"message\":\"too many clients\"}}\n";
+			ssize_t w = send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)w;
+			close(fd);
+			continue;
+		}
+		struct client *c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->srv = s;
+		c->fd = fd;
+		c->uid = uid;
+		TAILQ_INIT(&c->out);
+		LIST_INIT(&c->calls);
+		LIST_INIT(&c->spawns);
+		c->ev_rd = event_new(s->d->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
+		c->ev_wr = event_new(s->d->base, fd, EV_WRITE | EV_PERSIST, client_on_write, c);
+		if (!c->ev_rd || !c->ev_wr) {
+			if (c->ev_rd)
+				event_free(c->ev_rd);
+			if (c->ev_wr)
+				event_free(c->ev_wr);
+			close(fd);
+			free(c);
+			continue;
+		}
+		event_add(c->ev_rd, NULL);
+		LIST_INSERT_HEAD(&s->clients, c, entry);
+		s->nclients++;
+	}
+}
+
+/* Listen (or adopt a systemd socket), set up the accept event. */
+int server_start(struct daemon *d, const char *path, const struct config *cfg)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	s->d = d;
+	LIST_INIT(&s->clients);
+	s->lfd = sd_listen_fd();
+	if (s->lfd >= 0) {
+		s->activated = true;
+		evutil_make_socket_nonblocking(s->lfd);
+		log_info("using the socket passed by systemd (fd %d)", s->lfd);
+	} else {
+		s->lfd = listen_on(path, cfg->socket_mode, cfg->socket_group);
+		if (s->lfd < 0) {
+			free(s);
+			return -1;
+		}
+	}
+	s->ev_accept = event_new(d->base, s->lfd, EV_READ | EV_PERSIST, server_on_accept, s);
+	s->ev_backoff = evtimer_new(d->base, server_on_backoff, s);
+	if (!s->ev_accept || !s->ev_backoff) {
+		log_err("out of memory");
+		return -1;
+	}
+	event_add(s->ev_accept, NULL);
+	server_set_acl(s, cfg);
+	d->server = s;
+	return 0;
+}
+
+/* Stop accepting (shutdown). */
+void server_stop_accepting(struct server *s)
+{
+	if (s && s->ev_accept)
+		event_del(s->ev_accept);
+}
+
+/* Close everything; unlink the socket unless it came from systemd. */
+void server_free(struct server *s, const char *path)
+{
+	if (!s)
+		return;
+	while (!LIST_EMPTY(&s->clients))
+		client_free(LIST_FIRST(&s->clients));
+	if (s->ev_accept)
+		event_free(s->ev_accept);
+	if (s->ev_backoff)
+		event_free(s->ev_backoff);
+	if (s->lfd >= 0) {
+		close(s->lfd);
+		if (!s->activated && path)
+			unlink(path);
+	}
+	free(s->allow_uids);
+	free(s->allow_gids);
+	free(s);
+}
+
+/* Release a client: detach its calls and spawn requests, close its fds. */
+static void client_free(struct client *c)
+{
+	struct outmsg *m;
+
+	while (!LIST_EMPTY(&c->calls)) {
+		struct call *call = LIST_FIRST(&c->calls);
+		LIST_REMOVE(call, centry);
+		call->client = NULL;
+		if (call->queued) {
+			/* Nobody waits for it: drop it from the queue. */
+			TAILQ_REMOVE(&call->type->queue, call, qentry);
+			call->type->nqueued--;
+			call->queued = false;
+			call_free(call);
+		}
+	}
+	while (!LIST_EMPTY(&c->spawns)) {
+		struct spawn_req *r = LIST_FIRST(&c->spawns);
+		LIST_REMOVE(r, centry);
+		r->client = NULL;
+	}
+	while ((m = TAILQ_FIRST(&c->out))) {
+		TAILQ_REMOVE(&c->out, m, entry);
+		if (m->fd >= 0)
+			close(m->fd);
+		free(m->data);
+		free(m);
+	}
+	for (unsigned i = 0; i < c->nrfds; i++)
+		close(c->rfds[i].fd);
+	for (unsigned i = 0; i < c->ncur_fds; i++)
+		if (c->cur_fds[i] >= 0)
+			close(c->cur_fds[i]);
+	for (unsigned i = 0; i < c->nfollows; i++) {
+		json_decref(c->follows[i].id);
+		free(c->follows[i].type);
+	}
+	free(c->follows);
+	json_decref(c->watch_id);
+	event_free(c->ev_rd);
+	event_free(c->ev_wr);
+	close(c->fd);
+	LIST_REMOVE(c, entry);
+	c->srv->nclients--;
+	free(c->in);
+	free(c);
+}
+
+/* Write as much queued output as the socket takes; 0 ok, -1 the client is gone. */
+static int client_flush(struct client *c)
+{
+	struct outmsg *m;
+
+	while ((m = TAILQ_FIRST(&c->out))) {
+		struct iovec iov = {m->data + m->off, m->len - m->off};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		if (m->fd >= 0) {
+			memset(&u, 0, sizeof(u));
+			mh.msg_control = u.buf;
+			mh.msg_controllen = sizeof(u.buf);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
+		}
+		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return -1;
+		}
+		if (m->fd >= 0) {
+			close(m->fd);
+			m->fd = -1;
+		}
+		m->off += (size_t)n;
+		c->outbytes -= (size_t)n;
+		if (m->off < m->len)
+			break;
+		TAILQ_REMOVE(&c->out, m, entry);
+		free(m->data);
+		free(m);
+	}
+	if (TAILQ_EMPTY(&c->out)) {
+		event_del(c->ev_wr);
+		if (c->closing && LIST_EMPTY(&c->calls) && LIST_EMPTY(&c->spawns))
+			return -1;
+	} else {
+		event_add(c->ev_wr, NULL);
+	}
+	return 0;
+}
+
+/* Mark a client dead and free it once no callback is on the stack. */
+static void client_drop(struct client *c)
+{
+	client_free(c);
+}
+
+/* Socket writable: flush. */
+static void client_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	(void)fd;
+	(void)what;
+	if (client_flush(c) < 0)
+		client_drop(c);
+}
+
+/* Queue one JSON line (obj is stolen) with an optional fd (stolen). */
+void client_send(struct client *c, json_t *obj, int fd)
+{
+	char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(obj);
+	if (!s) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (c->dead) {
+		free(s);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	size_t len = strlen(s);
+	struct outmsg *m = malloc(sizeof(*m));
+	char *data = realloc(s, len + 1);
+	if (!m || !data) {
+		free(m);
+		free(data ? data : s);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	data[len++] = '\n';
+	m->data = data;
+	m->len = len;
+	m->off = 0;
+	m->fd = fd;
+	TAILQ_INSERT_TAIL(&c->out, m, entry);
+	c->outbytes += len;
+	if (c->outbytes > CLIENT_MAX_OUT) {
+		/* The client stopped reading: drop it rather than grow without bound. */
+		log_notice("dropping a client that stopped reading (%zu bytes queued)",
+			   c->outbytes);
+		c->dead = true;
+		event_del(c->ev_rd);
+		event_del(c->ev_wr);
+		struct timeval tv = {0, 0};
+		event_assign(c->ev_wr, c->srv->d->base, -1, 0, client_on_write, c);
+		c->closing = true;
+		/* Free it from the loop, not from under the caller. */
+		while (!TAILQ_EMPTY(&c->out)) {
+			struct outmsg *o = TAILQ_FIRST(&c->out);
+			TAILQ_REMOVE(&c->out, o, entry);
+			if (o->fd >= 0)
+				close(o->fd);
+			free(o->data);
+			free(o);
+		}
+		c->outbytes = 0;
+		event_add(c->ev_wr, &tv);
+		return;
+	}
+	if (TAILQ_FIRST(&c->out) == m) {
+		/* Try at once: most replies go out without waiting for EV_WRITE. */
+		if (client_flush(c) < 0) {
+			c->dead = true;
+			event_del(c->ev_rd);
+			struct timeval tv = {0, 0};
+			event_del(c->ev_wr);
+			event_assign(c->ev_wr, c->srv->d->base, -1, 0, client_on_write, c);
+			c->closing = true;
+			event_add(c->ev_wr, &tv);
+		}
+	}
+}
+
+/* {"id":id,"ok":true, ...extra} */
+void client_reply_ok(struct client *c, json_t *id, json_t *extra)
+{
+	json_t *o = json_object();
+	json_object_set(o, "id", id ? id : json_null());
+	json_object_set_new(o, "ok", json_true());
+	if (extra) {
+		json_object_update(o, extra);
+		json_decref(extra);
+	}
+	client_send(c, o, -1);
+}
+
+/* Build an error reply object. */
+static json_t *error_obj(json_t *id, const char *code, const char *msg)
+{
+	return json_pack("{s:O,s:b,s:{s:s,s:s}}", "id", id ? id : json_null(), "ok", 0, "error",
+			 "code", code, "message", msg);
+}
+
+/* {"id":id,"ok":false,"error":{code,message}} */
+void client_reply_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	client_send(c, error_obj(id, code, msg), -1);
+}
+
+/* Take the fd that rode with the current line, or -1. */
+int client_take_fd(struct client *c)
+{
+	for (unsigned i = 0; i < c->ncur_fds; i++) {
+		if (c->cur_fds[i] >= 0) {
+			int fd = c->cur_fds[i];
+			c->cur_fds[i] = -1;
+			return fd;
+		}
+	}
+	return -1;
+}
+
+/* Name of a JSON type for messages. */
+static const char *json_type_name(int t)
+{
+	switch (t) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}
+
+/* Does v have the spec'd type? (JSON_TRUE in a spec means any boolean.) */
+static bool arg_type_ok(json_t *v, int type)
+{
+	if (type == JSON_TRUE)
+		return json_is_boolean(v);
+	if (type == JSON_INTEGER)
+		return json_is_integer(v);
+	return (int)json_typeof(v) == type;
+}
+
+/* Validate the id, the cmd and the arguments, then run the command. */
+static void client_dispatch(struct client *c, const char *line, size_t len)
+{
+	json_error_t err;
+	json_t *req, *id, *cmd;
+
+	if (memchr(line, '\0', len)) {
+		client_reply_error(c, NULL, "bad_request", "invalid JSON: NUL byte in line");
+		return;
+	}
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
+	if (!req) {
+		client_reply_error(c, NULL, "bad_request", "invalid JSON at column %d: %s",
+				   err.column, err.text);
+		return;
+	}
+	if (!json_is_object(req)) {
+		client_reply_error(c, NULL, "bad_request", "request must be a JSON object");
+		json_decref(req);
+		return;
+	}
+	id = json_object_get(req, "id");
+	if (!id || !(json_is_string(id) || json_is_number(id))) {
+		client_reply_error(c, NULL, "bad_request",
+				   id ? "\"id\" must be a number or a string"
+				      : "missing \"id\"");
+		json_decref(req);
+		return;
+	}
+	json_incref(id);
+	cmd = json_object_get(req, "cmd");
+	if (!cmd || !json_is_string(cmd)) {
+		client_reply_error(c, id, "bad_request",
+				   cmd ? "\"cmd\" must be a string" : "missing \"cmd\"");
+		goto out;
+	}
+	const struct cmd_def *def = NULL;
+	for (const struct cmd_def *d = command_table; d->name; d++) {
+		if (strcmp(d->name, json_string_value(cmd)) == 0) {
+			def = d;
+			break;
+		}
+	}
+	if (!def) {
+		client_reply_error(c, id, "unknown_command", "unknown command \"%s\"",
+				   json_string_value(cmd));
+		goto out;
+	}
+	const char *key;
+	json_t *val;
+	json_object_foreach(req, key, val)
+	{
+		if (strcmp(key, "id") == 0 || strcmp(key, "cmd") == 0)
+			continue;
+		const struct cmd_arg *a = def->args;
+		while (a && a->name && strcmp(a->name, key) != 0)
+			a++;
+		if (!a || !a->name) {
+			client_reply_error(c, id, "bad_request", "unknown argument \"%s\" for %s",
+					   key, def->name);
+			goto out;
+		}
+		if (!arg_type_ok(val, a->type)) {
+			client_reply_error(c, id, "bad_request", "argument \"%s\" must be %s", key,
+					   json_type_name(a->type));
+			goto out;
+		}
+	}
+	if (c->ncur_fds && !def->takes_fd) {
+		client_reply_error(c, id, "bad_request", "%s takes no file descriptor", def->name);
+		goto out;
+	}
+	if (c->srv->d->shutting_down && strcmp(def->name, "ping") != 0 &&
+	    strcmp(def->name, "list") != 0 && strcmp(def->name, "stats") != 0 &&
+	    strcmp(def->name, "types") != 0 && strcmp(def->name, "shutdown") != 0) {
+		client_reply_error(c, id, "shutting_down", "corrald is shutting down");
+		goto out;
+	}
+	def->fn(c, id, req);
+out:
+	json_decref(id);
+	json_decref(req);
+}
+
+/* Move the fds that arrived within [start, end) of the stream to cur_fds. */
+static void client_collect_fds(struct client *c, uint64_t start, uint64_t end)
+{
+	unsigned keep = 0;
+
+	c->ncur_fds = 0;
+	for (unsigned i = 0; i < c->nrfds; i++) {
+		if (c->rfds[i].off >= start && c->rfds[i].off < end)
+			c->cur_fds[c->ncur_fds++] = c->rfds[i].fd;
+		else if (c->rfds[i].off < start)
+			close(c->rfds[i].fd); /* belonged to a line already gone */
+		else
+			c->rfds[keep++] = c->rfds[i];
+	}
+	c->nrfds = keep;
+}
+
+/* Process every complete line in the input buffer; -1 when c was freed. */
+static int client_process(struct client *c)
+{
+	size_t pos = 0;
+
+	while (!c->dead && !c->closing) {
+		char *nl = memchr(c->in + pos, '\n', c->inlen - pos);
+		if (!nl)
+			break;
+		size_t len = (size_t)(nl - (c->in + pos));
+		uint64_t start = c->in_base + pos;
+		client_collect_fds(c, start, start + len + 1);
+		if (len > LINE_MAX_BYTES) {
+			client_reply_error(c, NULL, "too_large", "request line exceeds %u bytes",
+					   LINE_MAX_BYTES);
+			c->closing = true;
+		} else if (len > 0) {
+			client_dispatch(c, c->in + pos, len);
+		}
+		for (unsigned i = 0; i < c->ncur_fds; i++)
+			if (c->cur_fds[i] >= 0)
+				close(c->cur_fds[i]);
+		c->ncur_fds = 0;
+		pos += len + 1;
+	}
+	if (pos) {
+		memmove(c->in, c->in + pos, c->inlen - pos);
+		c->inlen -= pos;
+		c->in_base += pos;
+	}
+	if (!c->closing && c->inlen > LINE_MAX_BYTES) {
+		client_reply_error(c, NULL, "too_large", "request line exceeds %u bytes",
+				   LINE_MAX_BYTES);
+		c->closing = true;
+	}
+	if (c->closing && !c->dead) {
+		event_del(c->ev_rd);
+		if (TAILQ_EMPTY(&c->out) && LIST_EMPTY(&c->calls) && LIST_EMPTY(&c->spawns)) {
+			client_drop(c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Socket readable: read bytes and fds, dispatch complete lines. */
+static void client_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	(void)what;
+
+	for (int rounds = 0; rounds < 16; rounds++) {
+		if (c->incap - c->inlen < 65536) {
+			size_t ncap = c->incap ? c->incap * 2 : 65536;
+			if (ncap > LINE_MAX_BYTES + 65536 * 2)
+				ncap = LINE_MAX_BYTES + 65536 * 2;
+			if (ncap <= c->incap) {
+				client_process(c);
+				return;
+			}
+
+			char *n = realloc(c->in, ncap);
+			if (!n) {
+				client_drop(c);
+				return;
+			}
+			c->in = n;
+			c->incap = ncap;
+		}
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * CLIENT_MAX_RFDS)];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = {c->in + c->inlen, c->incap - c->inlen};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = u.buf,
+				    .msg_controllen = sizeof(u.buf)};
+		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			client_drop(c);
+			return;
+		}
+		uint64_t off = c->in_base + c->inlen;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < nfd; i++) {
+				int rfd;
+				memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+				if (c->nrfds < CLIENT_MAX_RFDS) {
+					c->rfds[c->nrfds].fd = rfd;
+					c->rfds[c->nrfds].off = off;
+					c->nrfds++;
+				} else {
+					close(rfd);
+				}
+			}
+		}
+		if (mh.msg_flags & MSG_CTRUNC)
+			log_notice("client sent more fds than accepted; extra closed");
+		if (n == 0) {
+			/* EOF: finish what is complete, then go once replies are out. */
+			if (client_process(c) < 0 || c->dead)
+				return;
+			c->closing = true;
+			event_del(c->ev_rd);
+			if (TAILQ_EMPTY(&c->out) && LIST_EMPTY(&c->calls) &&
+			    LIST_EMPTY(&c->spawns))
+				client_drop(c);
+			return;
+		}
+		c->inlen += (size_t)n;
+		if (client_process(c) < 0 || c->dead || c->closing)
+			return;
+	}
+}
+
+/* Try to flush every client's output once (exit path). */
+bool server_flush_all(struct server *s)
+{
+	bool all = true;
+	struct client *c, *tmp;
+
+	if (!s)
+		return true;
+	for (c = LIST_FIRST(&s->clients); c; c = tmp) {
+		tmp = LIST_NEXT(c, entry);
+		if (!TAILQ_EMPTY(&c->out) && client_flush(c) == 0 && !TAILQ_EMPTY(&c->out))
+			all = false;
+	}
+	return all;
+}
+
+/* A worker changed state: tell every `watch` client. */
+void server_emit_watch(struct daemon *d, const struct worker *w, const char *reason)
+{
+	struct client *c, *tmp;
+
+	if (!d->server)
+		return;
+	for (c = LIST_FIRST(&d->server->clients); c; c = tmp) {
+		tmp = LIST_NEXT(c, entry);
+		if (!c->watch_id || c->dead)
+			continue;
+		json_t *ev = json_pack("{s:I,s:s,s:I,s:s}", "worker", (json_int_t)w->id, "type",
+				       w->type->name, "pid", (json_int_t)w->pid, "state",
+				       wstate_names[w->state]);
+		if (reason)
+			json_object_set_new(ev, "reason", json_string(reason));
+		client_send(c, json_pack("{s:O,s:o}", "id", c->watch_id, "event", ev), -1);
+	}
+}
+
+/* A log line arrived: tell every matching `logs -f` client. */
+void server_emit_log(struct daemon *d, const struct type_rt *t, const struct logline *l)
+{
+	struct client *c, *tmp;
+
+	if (!d->server)
+		return;
+	for (c = LIST_FIRST(&d->server->clients); c; c = tmp) {
+		tmp = LIST_NEXT(c, entry);
+		if (c->dead)
+			continue;
+		for (unsigned i = 0; i < c->nfollows; i++) {
+			struct follow *f = &c->follows[i];
+			if (f->worker ? f->worker != l->worker : strcmp(f->type, t->name) != 0)
+				continue;
+			client_send(c, json_pack("{s:O,s:o}", "id", f->id, "event",
+						 logline_to_json(l)),
+				    -1);
+			break;
+		}
+	}
+}

@@ -1,0 +1,125 @@
+/*
+ * server.h - the control server: the UNIX socket, its clients, NDJSON lines
+ * with SCM_RIGHTS fds, bounded buffers, and the command table.
+ */
+#ifndef CORRAL_SERVER_H
+#define CORRAL_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "corrald.h"
+
+#define LINE_MAX_BYTES	   (1024u * 1024u) /* one request or reply line, newline excluded */
+#define CLIENT_MAX_OUT	   (64u * 1024u * 1024u)
+#define SERVER_MAX_CLIENTS 4096u
+#define CLIENT_MAX_RFDS	   16u
+
+struct outmsg {
+	TAILQ_ENTRY(outmsg) entry;
+	char *data;
+	size_t len, off;
+	int fd; /* rides with the first byte; -1 none */
+};
+
+/* A follower of `logs -f`. */
+struct follow {
+	json_t *id;
+	uint64_t worker; /* 0: by type */
+	char *type;
+};
+
+struct client {
+	LIST_ENTRY(client) entry;
+	struct server *srv;
+	int fd;
+	uid_t uid;
+	struct event *ev_rd, *ev_wr;
+	char *in;
+	size_t inlen, incap;
+	uint64_t in_base; /* stream offset of in[0] */
+	struct {
+		int fd;
+		uint64_t off;
+	} rfds[CLIENT_MAX_RFDS];
+	unsigned nrfds;
+	int cur_fds[CLIENT_MAX_RFDS]; /* fds of the line being dispatched */
+	unsigned ncur_fds;
+	TAILQ_HEAD(, outmsg) out;
+	size_t outbytes;
+	LIST_HEAD(, call) calls;
+	LIST_HEAD(, spawn_req) spawns;
+	json_t *watch_id;   /* non-NULL: a `watch` stream */
+	struct follow *follows;
+	unsigned nfollows;
+	bool closing; /* close once the output is flushed */
+	bool dead;
+};
+
+struct server {
+	struct daemon *d;
+	int lfd;
+	bool activated; /* socket came from systemd */
+	struct event *ev_accept, *ev_backoff;
+	LIST_HEAD(, client) clients;
+	unsigned nclients;
+	uid_t *allow_uids;
+	size_t n_allow_uids;
+	gid_t *allow_gids;
+	size_t n_allow_gids;
+};
+
+/* Resolve the daemon's socket path per DESIGN.md; malloc'd. */
+char *server_default_path(const char *cli, const struct config *cfg);
+/* Listen (or adopt a systemd socket), set up the accept event.  -1 with a logged error. */
+int server_start(struct daemon *d, const char *path, const struct config *cfg);
+/* Apply allow lists from a (new) config. */
+void server_set_acl(struct server *s, const struct config *cfg);
+/* Stop accepting (shutdown). */
+void server_stop_accepting(struct server *s);
+/* Close everything; unlink the socket unless it came from systemd. */
+void server_free(struct server *s, const char *path);
+/* Try to flush every client's output once (exit path); true when all flushed. */
+bool server_flush_all(struct server *s);
+
+/* Queue one JSON line (obj is stolen) with an optional fd (stolen). */
+void client_send(struct client *c, json_t *obj, int fd);
+/* {"id":id,"ok":true, ...fields of extra (stolen, may be NULL)} */
+void client_reply_ok(struct client *c, json_t *id, json_t *extra);
+/* {"id":id,"ok":false,"error":{code,message}} */
+void client_reply_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* A worker changed state: tell every `watch` client. */
+void server_emit_watch(struct daemon *d, const struct worker *w, const char *reason);
+/* A log line arrived: tell every matching `logs -f` client. */
+void server_emit_log(struct daemon *d, const struct type_rt *t, const struct logline *l);
+
+/* Commands: each gets the client, the request id and the request object. */
+typedef void (*cmd_fn)(struct client *c, json_t *id, json_t *req);
+
+/* Argument spec: name and JSON type (JSON_INTEGER, JSON_STRING, JSON_TRUE for bool, ...). */
+struct cmd_arg {
+	const char *name;
+	int type;
+};
+
+struct cmd_def {
+	const char *name;
+	cmd_fn fn;
+	const struct cmd_arg *args;
+	bool takes_fd;
+};
+
+extern const struct cmd_def command_table[];
+
+/* Helpers for commands. */
+json_t *worker_to_json(const struct worker *w);
+json_t *logline_to_json(const struct logline *l);
+int client_take_fd(struct client *c);
+
+#endif

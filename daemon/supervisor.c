@@ -1,0 +1,916 @@
+/*
+ * supervisor.c - the worker table: spawn, readiness, stop, kill, reap, and
+ * the restart policy (crash accounting, exponential backoff with jitter).
+ *
+ * Worker lifecycle, one table of state x event (see worker_transition):
+ *
+ *              HELLO     CALL     RESULT    STOP       EXIT
+ *   starting   idle      -        fault     stopping   exited
+ *   idle       fault     busy     fault     stopping   exited
+ *   busy       fault     -        idle      stopping   exited
+ *   stopping   fault     -        stopping  stopping   exited
+ *
+ * "fault" is a protocol violation: the worker is killed.  A worker is freed
+ * only once it has been reaped; its channels are closed then at the latest.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "log.h"
+#include "msg.h"
+#include "sd.h"
+#include "server.h"
+
+const char *const wstate_names[W_NSTATES] = {"starting", "idle", "busy", "stopping", "exited"};
+
+const char *const sandbox_layer_names[SB_NLAYERS] = {
+    "user", "pid", "net", "ipc", "uts", "mount", "seccomp", "cgroup", "rlimits",
+};
+
+enum wevent {
+	WEV_HELLO,
+	WEV_CALL,
+	WEV_RESULT,
+	WEV_STOP,
+	WEV_EXIT,
+	WEV_N,
+};
+
+#define FAULT (-1)
+#define KEEP  (-2)
+
+static const signed char transition[W_NSTATES][WEV_N] = {
+    /*               HELLO       CALL    RESULT      STOP        EXIT */
+    [W_STARTING] = {W_IDLE, KEEP, FAULT, W_STOPPING, W_EXITED},
+    [W_IDLE] = {FAULT, W_BUSY, FAULT, W_STOPPING, W_EXITED},
+    [W_BUSY] = {FAULT, KEEP, W_IDLE, W_STOPPING, W_EXITED},
+    [W_STOPPING] = {FAULT, KEEP, W_STOPPING, W_STOPPING, W_EXITED},
+    [W_EXITED] = {KEEP, KEEP, KEEP, KEEP, KEEP},
+};
+
+static void worker_on_sock(evutil_socket_t fd, short what, void *arg);
+static void worker_on_log(evutil_socket_t fd, short what, void *arg);
+static void worker_on_timer(evutil_socket_t fd, short what, void *arg);
+static void worker_on_healthy(evutil_socket_t fd, short what, void *arg);
+static void type_on_backoff(evutil_socket_t fd, short what, void *arg);
+static void worker_release(struct worker *w);
+
+/* Drop one reference to a configuration. */
+void config_holder_put(struct config_holder *h)
+{
+	if (h && --h->refs == 0) {
+		config_free(h->cfg);
+		free(h);
+	}
+}
+
+/* Layers a type asks for, of those the kernel offers (rlimits always). */
+unsigned type_sandbox_layers(const struct type_config *tc, unsigned available)
+{
+	unsigned want = SB_RLIMITS;
+	(void)available;
+	want |= tc->sandbox.namespaces & NS_ALL; /* NS_* and SB_* share bits 0..5 */
+	if (tc->sandbox.seccomp != SECCOMP_NONE)
+		want |= SB_SECCOMP;
+	if (tc->limits.memory_mb)
+		want |= SB_CGROUP;
+	return want;
+}
+
+/* Create the run-time state of one configured type. */
+static struct type_rt *type_new(struct daemon *d, struct config_holder *h,
+				const struct type_config *tc)
+{
+	struct type_rt *t = calloc(1, sizeof(*t));
+	if (!t)
+		fatal("out of memory");
+	t->d = d;
+	t->cfg = tc;
+	t->holder = h;
+	h->refs++;
+	t->name = strdup(tc->name);
+	TAILQ_INIT(&t->workers);
+	TAILQ_INIT(&t->queue);
+	t->crash_ts = calloc(tc->restart.burst + 1, sizeof(uint64_t));
+	t->backoff_timer = evtimer_new(d->base, type_on_backoff, t);
+	if (!t->name || !t->crash_ts || !t->backoff_timer)
+		fatal("out of memory");
+	loghist_init(&t->logs, 1000);
+	unsigned want = type_sandbox_layers(tc, d->sb_available);
+	/* What runs today: rlimits.  The rest is reported missing, never silently dropped. */
+	t->sb_active = want & d->sb_available;
+	t->sb_missing = want & ~t->sb_active;
+	return t;
+}
+
+/* Free a type whose workers are all gone. */
+void type_destroy(struct type_rt *t)
+{
+	while (!TAILQ_EMPTY(&t->queue)) {
+		struct call *c = TAILQ_FIRST(&t->queue);
+		call_finish_error(c, "shutting_down", "type %s removed", t->name);
+	}
+	event_free(t->backoff_timer);
+	loghist_free(&t->logs);
+	free(t->crash_ts);
+	free(t->name);
+	config_holder_put(t->holder);
+	free(t);
+}
+
+/* Create the types of a fresh configuration. */
+int daemon_types_init(struct daemon *d, struct config_holder *h)
+{
+	for (size_t i = 0; i < h->cfg->ntypes; i++) {
+		struct type_rt *t = type_new(d, h, &h->cfg->types[i]);
+		TAILQ_INSERT_TAIL(&d->types, t, entry);
+		for (unsigned b = 0; b < SB_NLAYERS; b++)
+			if (t->sb_missing & (1u << b))
+				log_warn("type %s: sandbox layer %s is not available; running "
+					 "without it",
+					 t->name, sandbox_layer_names[b]);
+	}
+	return 0;
+}
+
+/* Look up an active type. */
+struct type_rt *daemon_find_type(struct daemon *d, const char *name)
+{
+	struct type_rt *t;
+	TAILQ_FOREACH(t, &d->types, entry)
+	if (strcmp(t->name, name) == 0)
+		return t;
+	return NULL;
+}
+
+/* Look up a live worker by id. */
+struct worker *daemon_find_worker(struct daemon *d, uint64_t id)
+{
+	struct worker *w;
+	TAILQ_FOREACH(w, &d->workers, dentry)
+	if (w->id == id)
+		return w;
+	return NULL;
+}
+
+/* Apply one lifecycle event; returns false on a protocol fault. */
+static bool worker_transition(struct worker *w, enum wevent ev)
+{
+	int next = transition[w->state][ev];
+	if (next == FAULT)
+		return false;
+	if (next != KEEP && next != (int)w->state)
+		type_set_state(w, (enum wstate)next);
+	return true;
+}
+
+/* A call was handed to the worker. */
+bool worker_transition_call(struct worker *w)
+{
+	return worker_transition(w, WEV_CALL);
+}
+
+/* The worker's result arrived. */
+bool worker_transition_result(struct worker *w)
+{
+	return worker_transition(w, WEV_RESULT);
+}
+
+/* Change state: keep the per-type counts and tell watchers. */
+void type_set_state(struct worker *w, enum wstate s)
+{
+	struct type_rt *t = w->type;
+	t->nstate[w->state]--;
+	t->nstate[s]++;
+	w->state = s;
+	server_emit_watch(w->d, w, s == W_EXITED ? w->reason : NULL);
+}
+
+/* Alive and not on its way out. */
+static unsigned type_live(const struct type_rt *t)
+{
+	return t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
+}
+
+/* Is the type in crash-loop backoff? */
+bool type_in_backoff(const struct type_rt *t)
+{
+	return t->backoff_level > 0;
+}
+
+/* Arm w->timer for ms. */
+static void worker_arm(struct worker *w, uint64_t ms)
+{
+	struct timeval tv = tv_ms(ms);
+	evtimer_add(w->timer, &tv);
+}
+
+/* Build the argv for a worker of type tc; strings live in bufs. */
+static char **worker_argv(struct daemon *d, const struct type_config *tc, char *kb, size_t kblen)
+{
+	size_t n = 0, i = 0;
+	for (char **e = tc->exec; e && *e; e++)
+		n++;
+	char **argv = calloc(n + 8, sizeof(char *));
+	if (!argv)
+		return NULL;
+	snprintf(kb, kblen, "%llu", (unsigned long long)tc->limits.output_kb);
+	switch (tc->mode) {
+	case MODE_BUILTIN:
+		argv[i++] = d->worker_path;
+		argv[i++] = "builtin";
+		argv[i++] = tc->builtin;
+		argv[i++] = "--output-kb";
+		argv[i++] = kb;
+		break;
+	case MODE_STDIO:
+		argv[i++] = d->worker_path;
+		argv[i++] = "stdio";
+		argv[i++] = "--output-kb";
+		argv[i++] = kb;
+		argv[i++] = "--";
+		for (char **e = tc->exec; e && *e; e++)
+			argv[i++] = *e;
+		break;
+	case MODE_NATIVE:
+		for (char **e = tc->exec; e && *e; e++)
+			argv[i++] = *e;
+		break;
+	}
+	argv[i] = NULL;
+	return argv;
+}
+
+/* Record a crash; enter or deepen backoff when the burst is exceeded. */
+static void type_note_crash(struct type_rt *t)
+{
+	const struct restart_config *r = &t->cfg->restart;
+	uint64_t now = now_ms();
+	unsigned slots = r->burst + 1;
+
+	t->crash_ts[t->crash_pos] = now;
+	t->crash_pos = (t->crash_pos + 1) % slots;
+	if (t->ncrash < slots)
+		t->ncrash++;
+	unsigned recent = 0;
+	for (unsigned i = 0; i < t->ncrash; i++)
+		if (now - t->crash_ts[i] <= r->interval_ms)
+			recent++;
+	if (t->backoff_level == 0 && recent <= r->burst)
+		return;
+	if (t->backoff_level < 63)
+		t->backoff_level++;
+	uint64_t delay = r->backoff_ms[0];
+	for (unsigned i = 1; i < t->backoff_level && delay < r->backoff_ms[1]; i++)
+		delay *= 2;
+	if (delay > r->backoff_ms[1])
+		delay = r->backoff_ms[1];
+	/* Jitter: 75%..125%, so that many types do not retry in lockstep. */
+	delay = delay * (750 + (uint64_t)(random() % 501)) / 1000;
+	if (delay < 1)
+		delay = 1;
+	t->backoff_until_ms = now + delay;
+	struct timeval tv = tv_ms(delay);
+	evtimer_add(t->backoff_timer, &tv);
+	log_warn("type %s: crash loop (%u crashes within %llu ms); next spawn in %llu ms",
+		 t->name, recent, (unsigned long long)r->interval_ms, (unsigned long long)delay);
+}
+
+/* Spawns are allowed now (not waiting out a backoff delay). */
+static bool type_may_spawn(const struct type_rt *t)
+{
+	return !t->d->shutting_down && now_ms() >= t->backoff_until_ms;
+}
+
+/* Backoff delay over: try again. */
+static void type_on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	struct type_rt *t = arg;
+	(void)fd;
+	(void)what;
+	type_reconcile(t);
+	type_pump(t);
+}
+
+/*
+ * Spawn one worker of type t (serving key, or NULL).  Returns the worker in
+ * state starting, or NULL with a message in errbuf.
+ */
+struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, size_t errlen)
+{
+	struct daemon *d = t->d;
+	const struct type_config *tc = t->cfg;
+	int sp[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1}, memfd = -1;
+	struct ring_area ring = {0};
+	char kb[32];
+	char **argv = NULL;
+	pid_t pid;
+	int r;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		snprintf(errbuf, errlen, "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	uint32_t cap = tc->ring_kb * 1024u;
+	r = ring_area_create(cap, cap, &memfd, &ring);
+	if (r < 0) {
+		snprintf(errbuf, errlen, "cannot create the ring: %s", strerror(-r));
+		goto fail;
+	}
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	argv = worker_argv(d, tc, kb, sizeof(kb));
+	if (!argv) {
+		snprintf(errbuf, errlen, "out of memory");
+		goto fail;
+	}
+	if (spawn_worker_process(d, argv, sp[1], memfd, outp[1], errp[1], tc, &pid, errbuf,
+				 errlen) < 0)
+		goto fail;
+	free(argv);
+	argv = NULL;
+	close(sp[1]);
+	close(outp[1]);
+	close(errp[1]);
+	close(memfd);
+	evutil_make_socket_nonblocking(sp[0]);
+	evutil_make_socket_nonblocking(outp[0]);
+	evutil_make_socket_nonblocking(errp[0]);
+
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		fatal("out of memory");
+	w->d = d;
+	w->type = t;
+	w->id = ++d->next_worker_id;
+	w->pid = pid;
+	w->key = key ? strdup(key) : NULL;
+	w->state = W_STARTING;
+	w->started_ms = now_ms();
+	w->sock = sp[0];
+	w->out_fd = outp[0];
+	w->err_fd = errp[0];
+	w->ring = ring;
+	w->ev_sock = event_new(d->base, w->sock, EV_READ | EV_PERSIST, worker_on_sock, w);
+	w->ev_out = event_new(d->base, w->out_fd, EV_READ | EV_PERSIST, worker_on_log, w);
+	w->ev_err = event_new(d->base, w->err_fd, EV_READ | EV_PERSIST, worker_on_log, w);
+	w->timer = evtimer_new(d->base, worker_on_timer, w);
+	w->healthy_timer = evtimer_new(d->base, worker_on_healthy, w);
+	if (!w->ev_sock || !w->ev_out || !w->ev_err || !w->timer || !w->healthy_timer)
+		fatal("out of memory");
+	event_add(w->ev_sock, NULL);
+	event_add(w->ev_out, NULL);
+	event_add(w->ev_err, NULL);
+	worker_arm(w, tc->limits.start_timeout_ms);
+	TAILQ_INSERT_TAIL(&t->workers, w, tentry);
+	TAILQ_INSERT_TAIL(&d->workers, w, dentry);
+	t->nworkers++;
+	t->nstate[W_STARTING]++;
+	d->nworkers++;
+	d->stats.spawned++;
+	log_debug("spawned %s worker %llu pid %d", t->name, (unsigned long long)w->id, (int)pid);
+	server_emit_watch(d, w, NULL);
+	return w;
+
+fail:
+	free(argv);
+	for (int i = 0; i < 2; i++) {
+		if (sp[i] >= 0)
+			close(sp[i]);
+		if (outp[i] >= 0)
+			close(outp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (memfd >= 0)
+		close(memfd);
+	ring_area_detach(&ring);
+	return NULL;
+}
+
+/* Ask a worker to exit after its current call; SIGKILL after timeout_ms. */
+void worker_stop(struct worker *w, uint64_t timeout_ms)
+{
+	if (w->state == W_EXITED)
+		return;
+	w->stop_requested = true;
+	if (w->state != W_STOPPING) {
+		worker_transition(w, WEV_STOP);
+		if (frame_send(w->sock, MSG_STOP, 0, 0, NULL, 0, NULL, 0) < 0)
+			kill(w->pid, SIGKILL);
+	}
+	if (w->state == W_STARTING || !w->call) {
+		/* Nothing to finish: a starting worker cannot take STOP yet, idle ones obey. */
+	}
+	event_del(w->timer);
+	worker_arm(w, timeout_ms);
+}
+
+/* Send a signal; why (may be NULL) marks the kill as ours for the exit reason. */
+void worker_kill(struct worker *w, int sig, const char *why)
+{
+	if (w->reaped)
+		return;
+	if (why) {
+		w->killed_by_us = true;
+		log_notice("killing %s worker %llu (pid %d): %s", w->type->name,
+			   (unsigned long long)w->id, (int)w->pid, why);
+	}
+	kill(w->pid, sig);
+}
+
+/* Mark a worker faulty: kill it; the reaper does the rest. */
+static void worker_fault(struct worker *w, const char *what)
+{
+	log_warn("%s worker %llu (pid %d): protocol violation: %s; killing it", w->type->name,
+		 (unsigned long long)w->id, (int)w->pid, what);
+	worker_kill(w, SIGKILL, NULL);
+	w->killed_by_us = true;
+	if (w->ev_sock)
+		event_del(w->ev_sock);
+	char msg[256];
+	snprintf(msg, sizeof(msg), "worker %llu broke the protocol (%s) and was killed",
+		 (unsigned long long)w->id, what);
+	worker_fail_call(w, "worker_error", msg);
+}
+
+/* Drop one hold on a `spawn` request (err: why one of its workers failed); replies at zero. */
+void spawn_req_unref(struct spawn_req *r, const char *err)
+{
+	if (err && !r->error_code) {
+		r->error_code = strdup("internal");
+		r->error_msg = strdup(err);
+	}
+	if (--r->pending > 0)
+		return;
+	if (r->client) {
+		LIST_REMOVE(r, centry);
+		struct client *c = r->client;
+		r->client = NULL;
+		if (r->error_code) {
+			client_reply_error(c, r->req_id, r->error_code, "%s", r->error_msg);
+		} else {
+			json_t *o = json_object();
+			json_object_set(o, "workers", r->ids);
+			client_reply_ok(c, r->req_id, o);
+		}
+	}
+	json_decref(r->req_id);
+	json_decref(r->ids);
+	free(r->error_code);
+	free(r->error_msg);
+	free(r);
+}
+
+/* A `spawn` waiting for this worker learns its fate. */
+static void spawn_req_resolve(struct worker *w, const char *err)
+{
+	struct spawn_req *r = w->spawn_req;
+	if (!r)
+		return;
+	w->spawn_req = NULL;
+	spawn_req_unref(r, err);
+}
+
+/* Hello received: the worker is ready. */
+static void worker_on_hello(struct worker *w, struct frame *f)
+{
+	struct msg_hello h;
+	if (f->nfds || msg_hello_decode(f->payload, f->hdr.len, &h) < 0 ||
+	    h.version != PROTO_VERSION) {
+		worker_fault(w, "bad hello");
+		return;
+	}
+	if (w->state == W_STOPPING) {
+		/* Stopped before it was ready: tell it now that it listens. */
+		frame_send(w->sock, MSG_STOP, 0, 0, NULL, 0, NULL, 0);
+		spawn_req_resolve(w, "worker stopped before it was ready");
+		return;
+	}
+	if (!worker_transition(w, WEV_HELLO)) {
+		worker_fault(w, "hello out of order");
+		return;
+	}
+	event_del(w->timer);
+	struct type_rt *t = w->type;
+	if (t->backoff_level || t->ncrash) {
+		struct timeval tv = tv_ms(t->cfg->restart.interval_ms);
+		evtimer_add(w->healthy_timer, &tv);
+	}
+	spawn_req_resolve(w, NULL);
+	type_pump(t);
+	if (w->state == W_IDLE && !w->call)
+		worker_idle(w);
+	daemon_notify_status(w->d);
+}
+
+/* An idle worker above min waits idle_timeout_ms before it is reaped. */
+void worker_idle(struct worker *w)
+{
+	const struct type_rt *t = w->type;
+	event_del(w->timer);
+	if (t->retired || w->d->shutting_down) {
+		worker_stop(w, 5000);
+		return;
+	}
+	unsigned min = t->cfg->pool.isolate == ISOLATE_KEY || t->min_paused ? 0 : t->cfg->pool.min;
+	if (type_live(t) > min)
+		worker_arm(w, t->cfg->pool.idle_timeout_ms);
+}
+
+/* Frames from a worker. */
+static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct frame f;
+	(void)what;
+
+	for (int i = 0; i < 64 && !w->reaped; i++) {
+		int r = frame_recv(fd, &f);
+		if (r == -EAGAIN)
+			return;
+		if (r == 0 || r == -ECONNRESET) {
+			/* The worker closed its channel: it is done. */
+			event_del(w->ev_sock);
+			if (!w->reaped)
+				kill(w->pid, SIGKILL);
+			return;
+		}
+		if (r < 0) {
+			worker_fault(w, strerror(-r));
+			return;
+		}
+		switch (f.hdr.type) {
+		case MSG_HELLO:
+			worker_on_hello(w, &f);
+			break;
+		case MSG_RESULT:
+			if (!w->call || transition[w->state][WEV_RESULT] == FAULT) {
+				frame_close_fds(&f);
+				worker_fault(w, "result without a call");
+				return;
+			}
+			worker_on_result(w, &f);
+			break;
+		case MSG_DOORBELL:
+			if (f.nfds || f.hdr.len) {
+				frame_close_fds(&f);
+				worker_fault(w, "doorbell with payload");
+				return;
+			}
+			worker_on_doorbell(w);
+			break;
+		default:
+			frame_close_fds(&f);
+			worker_fault(w, "unexpected frame type");
+			return;
+		}
+		frame_close_fds(&f);
+		if (w->killed_by_us && !w->call)
+			return;
+	}
+}
+
+/* stdout/stderr readable. */
+static void worker_on_log(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)what;
+	logcap_on_readable(w, fd == w->out_fd ? 1 : 2);
+}
+
+/* The worker's timer: start timeout, idle timeout or stop timeout. */
+static void worker_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+
+	switch (w->state) {
+	case W_STARTING:
+		w->start_timed_out = true;
+		worker_kill(w, SIGKILL, "start timeout");
+		break;
+	case W_IDLE: {
+		const struct type_rt *t = w->type;
+		unsigned min = t->cfg->pool.isolate == ISOLATE_KEY || t->min_paused
+				   ? 0
+				   : t->cfg->pool.min;
+		if (type_live(t) > min)
+			worker_stop(w, 5000);
+		break;
+	}
+	case W_STOPPING:
+		worker_kill(w, SIGKILL, "stop timeout");
+		break;
+	default:
+		break;
+	}
+}
+
+/* Healthy for interval_ms: the type's backoff resets. */
+static void worker_on_healthy(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	if (w->reaped)
+		return;
+	w->type->backoff_level = 0;
+	w->type->ncrash = 0;
+	w->type->crash_pos = 0;
+	w->type->backoff_until_ms = 0;
+	event_del(w->type->backoff_timer);
+}
+
+/* Name a signal: "SIGSEGV". */
+static const char *sig_name(int sig, char *buf, size_t len)
+{
+	const char *abbrev = sigabbrev_np(sig);
+	if (abbrev)
+		snprintf(buf, len, "SIG%s", abbrev);
+	else
+		snprintf(buf, len, "signal %d", sig);
+	return buf;
+}
+
+/* Build the exit reason of DESIGN.md's watch events. */
+static void worker_exit_reason(struct worker *w)
+{
+	char sb[32];
+	int st = w->wstatus;
+
+	if (w->start_timed_out)
+		snprintf(w->reason, sizeof(w->reason), "start timeout");
+	else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
+		snprintf(w->reason, sizeof(w->reason), "sandbox violation");
+	else if (WIFSIGNALED(st))
+		snprintf(w->reason, sizeof(w->reason), "killed by %s",
+			 sig_name(WTERMSIG(st), sb, sizeof(sb)));
+	else if (WIFEXITED(st))
+		snprintf(w->reason, sizeof(w->reason), "exited with status %d", WEXITSTATUS(st));
+	else
+		snprintf(w->reason, sizeof(w->reason), "exited");
+}
+
+/* The process is gone: account, fail its call, release, replace as needed. */
+static void worker_on_exit(struct worker *w, int status)
+{
+	struct daemon *d = w->d;
+	struct type_rt *t = w->type;
+
+	w->reaped = true;
+	w->wstatus = status;
+	worker_exit_reason(w);
+	bool crash = !w->stop_requested && !d->shutting_down &&
+		     !(WIFEXITED(status) && WEXITSTATUS(status) == 0 && w->stop_requested);
+	if (w->killed_by_us && !w->start_timed_out)
+		crash = false;
+	d->stats.exited++;
+	if (crash || w->start_timed_out)
+		d->stats.crashed++;
+	log_info("%s worker %llu (pid %d) %s", t->name, (unsigned long long)w->id, (int)w->pid,
+		 w->reason);
+	/* Read what the pipes still hold, then close them. */
+	logcap_flush(w);
+	if (w->call) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "worker %llu %s during the call",
+			 (unsigned long long)w->id, w->reason);
+		worker_fail_call(w,
+				 WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS
+				     ? "sandbox_violation"
+				     : "worker_crashed",
+				 msg);
+	}
+	spawn_req_resolve(w, w->reason);
+	if (w->state != W_EXITED)
+		worker_transition(w, WEV_EXIT);
+	t->nworkers--;
+	d->nworkers--;
+	t->nstate[W_EXITED]--;
+	if (crash || w->start_timed_out)
+		type_note_crash(t);
+	bool replace = crash || w->start_timed_out;
+	worker_release(w);
+	if (replace)
+		t->restarts_pending = true;
+	if (t->retired && t->nworkers == 0) {
+		TAILQ_REMOVE(&d->retired, t, entry);
+		type_destroy(t);
+	} else {
+		type_reconcile(t);
+		type_pump(t);
+	}
+	daemon_notify_status(d);
+	daemon_check_exit(d);
+}
+
+/* Close every channel and free the worker (after the reap). */
+static void worker_release(struct worker *w)
+{
+	struct daemon *d = w->d;
+	TAILQ_REMOVE(&w->type->workers, w, tentry);
+	TAILQ_REMOVE(&d->workers, w, dentry);
+	event_free(w->ev_sock);
+	event_free(w->ev_out);
+	event_free(w->ev_err);
+	event_free(w->timer);
+	event_free(w->healthy_timer);
+	close(w->sock);
+	if (w->out_fd >= 0)
+		close(w->out_fd);
+	if (w->err_fd >= 0)
+		close(w->err_fd);
+	ring_area_detach(&w->ring);
+	free(w->outbuf[0]);
+	free(w->outbuf[1]);
+	free(w->key);
+	free(w);
+}
+
+/* SIGCHLD: reap every exited child. */
+void daemon_reap(struct daemon *d)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			break;
+		struct worker *w;
+		TAILQ_FOREACH(w, &d->workers, dentry)
+		if (w->pid == pid && !w->reaped)
+			break;
+		if (!w) {
+			log_debug("reaped unknown child %d", (int)pid);
+			continue;
+		}
+		worker_on_exit(w, status);
+	}
+}
+
+/* Keep min workers alive (starting, idle and busy count). */
+void type_reconcile(struct type_rt *t)
+{
+	struct daemon *d = t->d;
+	char err[256];
+
+	if (t->retired || d->shutting_down || t->min_paused ||
+	    t->cfg->pool.isolate == ISOLATE_KEY)
+		return;
+	if (!type_may_spawn(t))
+		return;
+	while (type_live(t) < t->cfg->pool.min && t->nworkers < t->cfg->pool.max) {
+		struct worker *w = worker_spawn(t, NULL, err, sizeof(err));
+		if (!w) {
+			log_err("type %s: cannot spawn a worker: %s", t->name, err);
+			type_note_crash(t);
+			if (!type_in_backoff(t)) {
+				/* Retry soon, never in a tight loop. */
+				uint64_t delay = t->cfg->restart.backoff_ms[0];
+				t->backoff_until_ms = now_ms() + delay;
+				struct timeval tv = tv_ms(delay);
+				evtimer_add(t->backoff_timer, &tv);
+			}
+			return;
+		}
+		if (t->restarts_pending) {
+			d->stats.restarts++;
+			t->restarts_pending = false;
+		}
+	}
+}
+
+/* Begin the drain: no new calls, workers finish and stop, then exit 0. */
+void daemon_begin_shutdown(struct daemon *d, uint64_t timeout_ms)
+{
+	struct type_rt *t;
+	struct worker *w, *tmp;
+
+	if (d->shutting_down)
+		return;
+	d->shutting_down = true;
+	log_notice("shutting down: draining %u workers", d->nworkers);
+	sd_notifyf("STOPPING=1");
+	server_stop_accepting(d->server);
+	TAILQ_FOREACH(t, &d->types, entry)
+	{
+		while (!TAILQ_EMPTY(&t->queue))
+			call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
+					  "corrald is shutting down");
+	}
+	TAILQ_FOREACH(t, &d->retired, entry)
+	{
+		while (!TAILQ_EMPTY(&t->queue))
+			call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
+					  "corrald is shutting down");
+	}
+	for (w = TAILQ_FIRST(&d->workers); w; w = tmp) {
+		tmp = TAILQ_NEXT(w, dentry);
+		worker_stop(w, timeout_ms);
+	}
+	daemon_check_exit(d);
+}
+
+/* Leave the loop once draining is complete. */
+void daemon_check_exit(struct daemon *d)
+{
+	if (d->shutting_down && d->nworkers == 0)
+		event_base_loopexit(d->base, NULL);
+}
+
+/* Retire a type: it drains (busy workers finish), then is freed. */
+static void type_retire(struct daemon *d, struct type_rt *t, struct type_rt *successor)
+{
+	struct worker *w, *tmp;
+
+	TAILQ_REMOVE(&d->types, t, entry);
+	t->retired = true;
+	event_del(t->backoff_timer);
+	/* Queued calls move to the successor, or fail when the type is gone. */
+	while (!TAILQ_EMPTY(&t->queue)) {
+		struct call *c = TAILQ_FIRST(&t->queue);
+		if (successor) {
+			TAILQ_REMOVE(&t->queue, c, qentry);
+			t->nqueued--;
+			c->type = successor;
+			TAILQ_INSERT_TAIL(&successor->queue, c, qentry);
+			successor->nqueued++;
+		} else {
+			call_finish_error(c, "unknown_type", "type %s was removed by reload",
+					  t->name);
+		}
+	}
+	if (t->nworkers == 0) {
+		type_destroy(t);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&d->retired, t, entry);
+	for (w = TAILQ_FIRST(&t->workers); w; w = tmp) {
+		tmp = TAILQ_NEXT(w, tentry);
+		worker_stop(w, t->cfg->limits.timeout_ms + 5000);
+	}
+}
+
+/* Apply a new configuration; returns {added, removed, changed}. */
+json_t *daemon_reload(struct daemon *d, struct config *newcfg)
+{
+	struct config_holder *h = calloc(1, sizeof(*h));
+	json_t *added = json_array(), *removed = json_array(), *changed = json_array();
+	struct type_rt *t, *tmp;
+
+	if (!h)
+		fatal("out of memory");
+	h->cfg = newcfg;
+	h->refs = 1;
+	for (t = TAILQ_FIRST(&d->types); t; t = tmp) {
+		tmp = TAILQ_NEXT(t, entry);
+		const struct type_config *nc = config_find_type(newcfg, t->name);
+		if (!nc) {
+			json_array_append_new(removed, json_string(t->name));
+			type_retire(d, t, NULL);
+		}
+	}
+	for (size_t i = 0; i < newcfg->ntypes; i++) {
+		const struct type_config *nc = &newcfg->types[i];
+		struct type_rt *old = daemon_find_type(d, nc->name);
+		if (old && strcmp(old->cfg->canonical, nc->canonical) == 0) {
+			/* Unchanged: keep the workers, point at the new config. */
+			config_holder_put(old->holder);
+			old->holder = h;
+			h->refs++;
+			old->cfg = nc;
+			old->min_paused = false;
+			continue;
+		}
+		struct type_rt *nt = type_new(d, h, nc);
+		if (old) {
+			json_array_append_new(changed, json_string(nc->name));
+			TAILQ_INSERT_AFTER(&d->types, old, nt, entry);
+			type_retire(d, old, nt);
+		} else {
+			json_array_append_new(added, json_string(nc->name));
+			TAILQ_INSERT_TAIL(&d->types, nt, entry);
+		}
+	}
+	config_holder_put(d->cfg);
+	d->cfg = h;
+	if (d->server)
+		server_set_acl(d->server, newcfg);
+	TAILQ_FOREACH(t, &d->types, entry)
+	{
+		type_reconcile(t);
+		type_pump(t);
+	}
+	return json_pack("{s:o,s:o,s:o}", "added", added, "removed", removed, "changed", changed);
+}
