@@ -33,11 +33,27 @@ int frame_send(int sock, uint16_t type, uint32_t flags, uint64_t call_id, const 
  * Returns 1 with a validated frame, 0 on orderly EOF, -EAGAIN when nothing is
  * waiting, or an error: -EPROTO (wrong version), -EBADMSG (short datagram, length
  * disagreeing with the datagram, nfds disagreeing with the fds that arrived,
- * unknown type, payload past FRAME_MAX_PAYLOAD, MSG_TRUNC, MSG_CTRUNC,
- * unexpected control message).  On every error path fds that did arrive are
- * closed and f->nfds is 0.
+ * unknown type, flags outside the type's mask, payload past FRAME_MAX_PAYLOAD,
+ * MSG_TRUNC, MSG_CTRUNC, unexpected control message, more than FRAME_MAX_FDS
+ * fds).  On every error path fds that did arrive are closed and f->nfds is 0.
+ * A zero-length datagram reads as EOF (0).  Unused f->fds slots hold -1.
  */
 int frame_recv(int sock, struct frame *f);
+
+/*
+ * (Added.)  Check a received header against the datagram's size n (header
+ * included) and the number of fds that arrived: 0, -EPROTO or -EBADMSG as
+ * frame_recv.  Allowed flags: MSG_CALL CALL_F_MASK, MSG_RESULT RESULT_F_MASK,
+ * other types none.
+ */
+int frame_validate(const struct frame_hdr *hdr, size_t n, unsigned nfds);
+
+/*
+ * (Added.)  frame_recv without the socket: copy a datagram of n bytes into *f
+ * and validate it as carrying no fds.  For tests and fuzzing.  Returns 1 or
+ * an error as frame_recv (n past the header plus FRAME_MAX_PAYLOAD: -EBADMSG).
+ */
+int frame_parse(struct frame *f, const void *buf, size_t n);
 
 /* Close every fd still owned by f and set f->nfds to 0. */
 void frame_close_fds(struct frame *f);

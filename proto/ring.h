@@ -20,8 +20,11 @@
  * multiples of RING_ALIGN.  A record is an 8-byte header {u32 len, u32 type}
  * followed by len bytes, padded to RING_ALIGN.  A record never wraps: when it
  * does not fit before the end, the producer fills the rest with a PAD record
- * (or leaves it when fewer than a header's bytes remain... never: everything is
- * 8-aligned, so at least a header fits) and starts again at offset 0.
+ * and starts again at offset 0.  Since every index and record size is a
+ * multiple of RING_ALIGN (== RING_REC_HDR), at least a record header always
+ * fits before the end, so a PAD record can always be written there.
+ * DATA records written by ring.c are never empty; an empty DATA record
+ * received from the peer is skipped like a PAD record.
  *
  * Trust: the peer is hostile.  Each side keeps its own index in private memory
  * and only publishes it; it reads the other side's index once per operation,
@@ -63,6 +66,27 @@ enum ring_rec_type {
 	RING_REC_PAD = 2,
 };
 
+/* The shared header at offset 0 of the memfd; written once by the daemon. */
+struct ring_shm_hdr {
+	uint32_t magic;	  /* RING_MAGIC */
+	uint32_t version; /* RING_VERSION */
+	uint32_t cap[2];  /* [0]: daemon -> worker, [1]: worker -> daemon */
+};
+
+/*
+ * The shared control block of one ring (128 bytes; ring i at offset 64 + 128 * i).
+ * Line A is written by the producer, line B by the consumer, except for the
+ * exchange that clears the other side's waiting flag.
+ */
+struct ring_ctl {
+	_Alignas(64) _Atomic uint64_t head; /* line A: bytes ever produced */
+	_Atomic uint32_t prod_waiting;	    /* producer sleeps on a full ring */
+	_Alignas(64) _Atomic uint64_t tail; /* line B: bytes ever consumed (released) */
+	_Atomic uint32_t cons_waiting;	    /* consumer sleeps on an empty ring */
+};
+
+#define RING_CTL_OFFSET(i) (64u + 128u * (i))
+
 /* One direction's view, private to one side of one ring. */
 struct ring {
 	void *ctl;	/* struct ring_ctl in shared memory */
@@ -70,7 +94,9 @@ struct ring {
 	uint64_t cap;	/* from our own copy, never re-read from shared memory */
 	uint64_t head;	/* producer: our head; consumer: last validated head */
 	uint64_t tail;	/* consumer: our tail; producer: last validated tail */
-	uint64_t roff;	/* consumer: bytes of the current record already read */
+	uint64_t roff;	/* consumer: bytes of the current record already read;
+			   producer: bytes reserved by ring_reserve() */
+	uint64_t rlen;	/* consumer: length of the current record, copied once (added) */
 };
 
 /* The whole memfd as mapped by one side. */
@@ -129,15 +155,27 @@ bool ring_producer_prepare_sleep(struct ring *r);
 /* ---- consumer ---- */
 
 /*
- * The unread part of the next DATA record, in place: 1 with *ret_ptr/*ret_len,
- * 0 when empty, -EPROTO when corrupt.  PAD records are skipped.
+ * The unread part of the next DATA record, in place: 1 with *ret_ptr and
+ * *ret_len, 0 when empty, -EPROTO when corrupt.  PAD records are skipped.
+ * Peeking again without consuming returns the same bytes.  The pointer stays
+ * valid until ring_consume()/ring_read() release the record; the bytes are in
+ * memory the peer can still scribble on, so copy before validating them.
  */
 int ring_peek(struct ring *r, const void **ret_ptr, size_t *ret_len);
 
-/* Mark n bytes of the peeked record read; at its end the record is released. */
+/*
+ * Mark n bytes of the peeked record read (n is cut to what ring_peek returned;
+ * 0 is a no-op).  Consuming part of a record keeps it: the next ring_peek
+ * returns the rest.  Once its last byte is consumed the record is released and
+ * the new tail published; then call ring_consumer_wake_needed().
+ */
 void ring_consume(struct ring *r, size_t n);
 
-/* Copy up to len bytes across records; returns bytes copied (0 empty) or -EPROTO. */
+/*
+ * Copy up to len bytes across records (a byte stream: record boundaries are
+ * not preserved); returns bytes copied (0 empty) or -EPROTO.  Publishes the
+ * tail once at the end.
+ */
 long ring_read(struct ring *r, void *buf, size_t len);
 
 /* After consuming: true when the producer sleeps on a full ring and needs a doorbell. */

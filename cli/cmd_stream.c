@@ -1,0 +1,141 @@
+/*
+ * cmd_stream.c - the streaming commands: logs (with -f) and watch.  After
+ * the ok reply, events arrive until we close; each is printed and flushed.
+ */
+#include <stdlib.h>
+
+#include "ctl.h"
+#include "fmt.h"
+
+/* Print one log line: "ts worker stream text". */
+static void stream_print_log(json_t *l)
+{
+	json_t *text = json_object_get(l, "text");
+	const char *s = json_is_string(text) ? json_string_value(text) : "";
+	size_t n = json_is_string(text) ? json_string_length(text) : 0;
+	char ts[FMT_BUF];
+	char *worker, *stream, *safe;
+
+	if (n && s[n - 1] == '\n')
+		n--;
+	fmt_time_ms(ts, fmt_int(l, "ts_ms"));
+	worker = fmt_json(json_object_get(l, "worker"));
+	stream = fmt_json(json_object_get(l, "stream"));
+	safe = fmt_safe(s, n, false);
+	printf("%s %s %s %s\n", ts, worker, stream, safe);
+	free(worker);
+	free(stream);
+	free(safe);
+}
+
+/* logs ID|TYPE [-f] [-n N]: captured output lines, then new ones with -f. */
+int cmd_logs(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"follow", no_argument, NULL, 'f'},
+		{"lines", required_argument, NULL, 'n'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl_reply rep;
+	long long lines = -1;
+	bool follow = false;
+	json_int_t id;
+	json_t *req, *l;
+	size_t i;
+	int c, r;
+
+	while ((c = args_next(ctl, argc, argv, "fn:", opts)) != ARGS_END) {
+		switch (c) {
+		case 'f':
+			follow = true;
+			break;
+		case 'n':
+			if (args_number(ctl, "line count", optarg, 0, &lines))
+				return CTL_EXIT_USAGE;
+			break;
+		default:
+			return args_stop(c);
+		}
+	}
+	if (args_positional(ctl, argc, argv, 1, 1))
+		return CTL_EXIT_USAGE;
+	req = ctl_request_new(ctl, "logs", &id);
+	if (args_target(ctl, req, argv[optind])) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	if (lines >= 0)
+		json_object_set_new(req, "lines", json_integer(lines));
+	if (follow)
+		json_object_set_new(req, "follow", json_true());
+	r = ctl_call(ctl, req, -1, &rep);
+	if (r)
+		return r;
+	if (!ctl->json)
+		json_array_foreach (json_object_get(rep.obj, "lines"), i, l)
+			stream_print_log(l);
+	ctl_reply_free(&rep);
+	out_flush();
+	while (follow) {
+		r = ctl_next_event(ctl, id, &l);
+		if (r)
+			return r;
+		if (!ctl->json)
+			stream_print_log(l);
+		json_decref(l);
+		out_flush();
+	}
+	return CTL_EXIT_OK;
+}
+
+/* Print one watch event: "ts worker type pid state [reason]". */
+static void stream_print_state(json_t *ev)
+{
+	static const char *const keys[] = {"worker", "type", "pid", "state"};
+	json_t *reason = json_object_get(ev, "reason");
+	long long ts_ms = fmt_int(ev, "ts_ms");
+	char ts[FMT_BUF];
+
+	fmt_time_ms(ts, ts_ms >= 0 ? ts_ms : fmt_now_ms());
+	fputs(ts, stdout);
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		char *s = fmt_json(json_object_get(ev, keys[k]));
+
+		printf(" %s", s);
+		free(s);
+	}
+	if (json_is_string(reason)) {
+		char *s = fmt_json(reason);
+
+		printf(" %s", s);
+		free(s);
+	}
+	putchar('\n');
+}
+
+/* watch: one line per worker state change until interrupted. */
+int cmd_watch(struct ctl *ctl, int argc, char **argv)
+{
+	struct ctl_reply rep;
+	json_int_t id;
+	json_t *ev;
+	int r;
+
+	r = args_simple(ctl, argc, argv, 0, 0);
+	if (r >= 0)
+		return r;
+	r = ctl_call(ctl, ctl_request_new(ctl, "watch", &id), -1, &rep);
+	if (r)
+		return r;
+	ctl_reply_free(&rep);
+	out_flush();
+	for (;;) {
+		r = ctl_next_event(ctl, id, &ev);
+		if (r)
+			return r;
+		if (!ctl->json)
+			stream_print_state(ev);
+		json_decref(ev);
+		out_flush();
+	}
+}

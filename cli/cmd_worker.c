@@ -1,0 +1,139 @@
+/*
+ * cmd_worker.c - commands that act on workers: spawn, stop and kill.
+ */
+#include <stdlib.h>
+
+#include "ctl.h"
+#include "fmt.h"
+
+/* Print the ids in reply[key], one per line. */
+static void worker_print_ids(json_t *reply, const char *key)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach (json_object_get(reply, key), i, v) {
+		char *s = fmt_json(v);
+
+		printf("%s\n", s);
+		free(s);
+	}
+}
+
+/* Send req and print the ids of the ok reply's key; the exit status. */
+static int worker_request(struct ctl *ctl, json_t *req, const char *key)
+{
+	struct ctl_reply rep;
+	int r;
+
+	r = ctl_call(ctl, req, -1, &rep);
+	if (r)
+		return r;
+	if (!ctl->json && key)
+		worker_print_ids(rep.obj, key);
+	ctl_reply_free(&rep);
+	return CTL_EXIT_OK;
+}
+
+/* spawn TYPE [-n N]: the new workers' ids, one per line. */
+int cmd_spawn(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"count", required_argument, NULL, 'n'},
+		{NULL, 0, NULL, 0},
+	};
+	long long count = 0;
+	json_t *req, *type;
+	int c;
+
+	while ((c = args_next(ctl, argc, argv, "n:", opts)) != ARGS_END) {
+		switch (c) {
+		case 'n':
+			if (args_number(ctl, "count", optarg, 1, &count))
+				return CTL_EXIT_USAGE;
+			break;
+		default:
+			return args_stop(c);
+		}
+	}
+	if (args_positional(ctl, argc, argv, 1, 1))
+		return CTL_EXIT_USAGE;
+	type = json_string(argv[optind]);
+	if (!type) {
+		args_usage_error(ctl, "bad type name: not UTF-8");
+		return CTL_EXIT_USAGE;
+	}
+	req = ctl_request_new(ctl, "spawn", NULL);
+	json_object_set_new(req, "type", type);
+	if (count)
+		json_object_set_new(req, "count", json_integer(count));
+	return worker_request(ctl, req, "workers");
+}
+
+/* stop ID|TYPE [-t MS]: the stopped ids, one per line. */
+int cmd_stop(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"timeout", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0},
+	};
+	long long timeout = -1;
+	json_t *req;
+	int c;
+
+	while ((c = args_next(ctl, argc, argv, "t:", opts)) != ARGS_END) {
+		switch (c) {
+		case 't':
+			if (args_number(ctl, "timeout", optarg, 0, &timeout))
+				return CTL_EXIT_USAGE;
+			break;
+		default:
+			return args_stop(c);
+		}
+	}
+	if (args_positional(ctl, argc, argv, 1, 1))
+		return CTL_EXIT_USAGE;
+	req = ctl_request_new(ctl, "stop", NULL);
+	if (args_target(ctl, req, argv[optind])) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	if (timeout >= 0)
+		json_object_set_new(req, "timeout_ms", json_integer(timeout));
+	return worker_request(ctl, req, "stopped");
+}
+
+/* kill ID [-s SIG]: nothing on success. */
+int cmd_kill(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"signal", required_argument, NULL, 's'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *sig = "KILL";
+	long long id;
+	json_t *req;
+	int c;
+
+	while ((c = args_next(ctl, argc, argv, "s:", opts)) != ARGS_END) {
+		switch (c) {
+		case 's':
+			sig = args_signal(optarg);
+			if (!sig) {
+				args_usage_error(ctl, "unknown signal '%s'", optarg);
+				return CTL_EXIT_USAGE;
+			}
+			break;
+		default:
+			return args_stop(c);
+		}
+	}
+	if (args_positional(ctl, argc, argv, 1, 1))
+		return CTL_EXIT_USAGE;
+	if (args_number(ctl, "worker id", argv[optind], 0, &id))
+		return CTL_EXIT_USAGE;
+	req = ctl_request_new(ctl, "kill", NULL);
+	json_object_set_new(req, "worker", json_integer(id));
+	json_object_set_new(req, "signal", json_string(sig));
+	return worker_request(ctl, req, NULL);
+}

@@ -1,0 +1,98 @@
+/*
+ * ctl.h - corralctl's shared state: the command table entry, the run context,
+ * requests and replies over the control protocol, argument parsing and output.
+ */
+#ifndef CORRALCTL_CTL_H
+#define CORRALCTL_CTL_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "conn.h"
+
+/* Exit statuses (DESIGN.md, "The CLI"). */
+#define CTL_EXIT_OK	 0
+#define CTL_EXIT_ERROR	 1
+#define CTL_EXIT_USAGE	 2
+#define CTL_EXIT_CONNECT 3
+
+/* Largest integer sent as a JSON number: 2^53 - 1, exact in every JSON reader. */
+#define CTL_INT_MAX 9007199254740991LL
+
+struct ctl;
+
+/* One command: name, argument synopsis, one-line summary, handler. */
+struct ctl_cmd {
+	const char *name;
+	const char *args;
+	const char *summary;
+	int (*exec)(struct ctl *ctl, int argc, char **argv);
+};
+
+/* Everything one corralctl run shares between main and a command. */
+struct ctl {
+	const char *socket_path;
+	bool json;
+	const struct ctl_cmd *cmd;
+	struct conn *conn;
+	json_int_t next_id;
+};
+
+/* An ok reply: the parsed object and the fd that rode with it (-1 if none). */
+struct ctl_reply {
+	json_t *obj;
+	int fd;
+};
+
+/* main.c */
+void ctl_usage(FILE *f, const struct ctl_cmd *cmd);
+
+/* request.c */
+void ctl_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void ctl_oom(void) __attribute__((noreturn));
+int ctl_connect(struct ctl *ctl);
+json_t *ctl_request_new(struct ctl *ctl, const char *cmd, json_int_t *ret_id);
+int ctl_send(struct ctl *ctl, json_t *req, int fd);
+int ctl_wait(struct ctl *ctl, json_int_t id, struct ctl_reply *ret_reply);
+int ctl_call(struct ctl *ctl, json_t *req, int fd, struct ctl_reply *ret_reply);
+int ctl_next_event(struct ctl *ctl, json_int_t id, json_t **ret_event);
+void ctl_reply_free(struct ctl_reply *reply);
+void ctl_disconnect(struct ctl *ctl);
+void out_flush(void);
+void out_write(const void *buf, size_t len);
+
+/* args.c */
+#define ARGS_END  (-1)
+#define ARGS_HELP (-2) /* --help printed usage to stdout: exit 0 */
+#define ARGS_BAD  (-3) /* a usage error was reported: exit 2 */
+int args_next(struct ctl *ctl, int argc, char **argv, const char *shortopts,
+	      const struct option *longopts);
+int args_stop(int c);
+int args_simple(struct ctl *ctl, int argc, char **argv, int min, int max);
+int args_positional(struct ctl *ctl, int argc, char **argv, int min, int max);
+int args_usage_error(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool args_is_id(const char *s);
+int args_number(struct ctl *ctl, const char *what, const char *s, long long min,
+		long long *ret_value);
+const char *args_signal(const char *s);
+int args_target(struct ctl *ctl, json_t *req, const char *arg);
+
+/* The commands. */
+int cmd_ping(struct ctl *ctl, int argc, char **argv);
+int cmd_types(struct ctl *ctl, int argc, char **argv);
+int cmd_list(struct ctl *ctl, int argc, char **argv);
+int cmd_stats(struct ctl *ctl, int argc, char **argv);
+int cmd_top(struct ctl *ctl, int argc, char **argv);
+int cmd_spawn(struct ctl *ctl, int argc, char **argv);
+int cmd_stop(struct ctl *ctl, int argc, char **argv);
+int cmd_kill(struct ctl *ctl, int argc, char **argv);
+int cmd_call(struct ctl *ctl, int argc, char **argv);
+int cmd_logs(struct ctl *ctl, int argc, char **argv);
+int cmd_watch(struct ctl *ctl, int argc, char **argv);
+int cmd_reload(struct ctl *ctl, int argc, char **argv);
+int cmd_shutdown(struct ctl *ctl, int argc, char **argv);
+
+#endif

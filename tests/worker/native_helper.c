@@ -1,0 +1,71 @@
+/*
+ * native_helper.c - a native worker exercising the rest of corral/worker.h for
+ * test_worker.c.  argv[1] picks the handler:
+ *   whole: corral_call_payload(), result = the payload reversed; a payload
+ *          "fail:MSG" writes a few bytes, then fails with MSG.
+ *   half:  corral_call_read() in odd-sized chunks, echoing only the first half
+ *          of the payload; the library must discard the rest.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <corral/worker.h>
+
+/* Whole payload at once; reversed. */
+static int whole(struct corral_call *call, void *arg)
+{
+	const unsigned char *p;
+	const void *v;
+	unsigned char c;
+	size_t n;
+	int r;
+
+	(void)arg;
+	r = corral_call_payload(call, &v, &n);
+	if (r < 0)
+		return r;
+	p = v;
+	if (n >= 5 && memcmp(p, "fail:", 5) == 0) {
+		corral_call_write(call, "partial", 7);
+		return corral_call_fail(call, "%.*s", (int)(n - 5), (const char *)p + 5);
+	}
+	if (corral_call_remaining(call) != 0)
+		return corral_call_fail(call, "payload not consumed");
+	for (size_t i = n; i > 0; i--) {
+		c = p[i - 1];
+		r = corral_call_write(call, &c, 1);
+		if (r < 0)
+			return r;
+	}
+	return corral_call_written(call) == corral_call_len(call) ? 0 : -EIO;
+}
+
+/* The first half of the payload, through corral_call_read(). */
+static int half(struct corral_call *call, void *arg)
+{
+	char buf[997];
+	uint64_t want = corral_call_len(call) / 2;
+	ssize_t n;
+	int r;
+
+	(void)arg;
+	while (want > 0) {
+		n = corral_call_read(call, buf, want < sizeof(buf) ? (size_t)want : sizeof(buf));
+		if (n <= 0)
+			return n < 0 ? (int)n : corral_call_fail(call, "payload ended early");
+		r = corral_call_write(call, buf, (size_t)n);
+		if (r < 0)
+			return r;
+		want -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "whole") == 0)
+		return corral_worker_run(whole, NULL);
+	if (argc == 2 && strcmp(argv[1], "half") == 0)
+		return corral_worker_run(half, NULL);
+	return 64;
+}
