@@ -8,7 +8,7 @@
 #include "b64.h"
 
 static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Encode len bytes as a new NUL-terminated base64 string; NULL when out of memory. */
 char *b64_encode(const void *data, size_t len)

@@ -14,7 +14,8 @@ static void admin_print_names(json_t *reply, const char *key)
 	json_t *v;
 
 	printf("%s:", key);
-	json_array_foreach (names, i, v) {
+	json_array_foreach(names, i, v)
+	{
 		char *s = fmt_json(v);
 
 		printf("%s %s", i ? "," : "", s);
@@ -48,8 +49,8 @@ int cmd_reload(struct ctl *ctl, int argc, char **argv)
 int cmd_shutdown(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"timeout", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
+	    {"timeout", required_argument, NULL, 't'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ctl_reply rep;
 	long long timeout = -1;

@@ -72,7 +72,7 @@ static int call_copy_in(int in, int out, char *buf, size_t buflen)
 	struct stat st;
 
 	if (fstat(in, &st) == 0)
-		how = S_ISFIFO(st.st_mode) ? COPY_SPLICE
+		how = S_ISFIFO(st.st_mode)  ? COPY_SPLICE
 		      : S_ISREG(st.st_mode) ? COPY_SENDFILE
 					    : COPY_READ;
 	for (;;) {
@@ -105,8 +105,7 @@ static int call_copy_in(int in, int out, char *buf, size_t buflen)
 }
 
 /* A sealed memfd holding prefix then the rest of stdin, in *ret_fd; 0 or the exit status. */
-static int call_stdin_memfd(const char *prefix, size_t len, char *buf, size_t buflen,
-			    int *ret_fd)
+static int call_stdin_memfd(const char *prefix, size_t len, char *buf, size_t buflen, int *ret_fd)
 {
 	int fd, r;
 
@@ -291,9 +290,9 @@ static int call_set_string(struct ctl *ctl, json_t *req, const char *key, const 
 int cmd_call(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"key", required_argument, NULL, 'k'},
-		{"timeout", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
+	    {"key", required_argument, NULL, 'k'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *key = NULL, *data;
 	long long timeout = -1;

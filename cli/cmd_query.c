@@ -43,13 +43,13 @@ static char *query_join(json_t *arr, const char *sep)
 	json_t *v;
 	char *s, *p;
 
-	json_array_foreach (arr, i, v)
-		len += json_string_length(v) * 6 + strlen(sep);
+	json_array_foreach(arr, i, v) len += json_string_length(v) * 6 + strlen(sep);
 	s = p = malloc(len + 2);
 	if (!s)
 		ctl_oom();
 	*p = '\0';
-	json_array_foreach (arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		char *safe;
 
 		if (!json_is_string(v))
@@ -98,7 +98,8 @@ int cmd_types(struct ctl *ctl, int argc, char **argv)
 	if (r || ctl->json)
 		goto out;
 	fmt_table_init(&t, 8, heads, "llrrrrrl");
-	json_array_foreach (json_object_get(rep.obj, "types"), i, ty) {
+	json_array_foreach(json_object_get(rep.obj, "types"), i, ty)
+	{
 		json_t *pool = json_object_get(ty, "pool");
 
 		fmt_table_add_json(&t, json_object_get(ty, "name"));
@@ -121,15 +122,16 @@ out:
 /* Print a list reply's workers: ID PID TYPE KEY STATE UPTIME REQS RSS CPU. */
 static void query_print_workers(json_t *workers)
 {
-	static const char *const heads[] = {"ID",	"PID",	"TYPE", "KEY", "STATE",
-					    "UPTIME", "REQS", "RSS",	"CPU"};
+	static const char *const heads[] = {"ID",     "PID",  "TYPE", "KEY", "STATE",
+					    "UPTIME", "REQS", "RSS",  "CPU"};
 	struct fmt_table t;
 	char buf[FMT_BUF];
 	size_t i;
 	json_t *w;
 
 	fmt_table_init(&t, 9, heads, "rrlllrrrr");
-	json_array_foreach (workers, i, w) {
+	json_array_foreach(workers, i, w)
+	{
 		fmt_table_add_json(&t, json_object_get(w, "id"));
 		fmt_table_add_json(&t, json_object_get(w, "pid"));
 		fmt_table_add_json(&t, json_object_get(w, "type"));
@@ -205,7 +207,8 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	if (ctl->json)
 		goto out;
 	fmt_table_init(&t, 2, NULL, "ll");
-	json_object_foreach (rep.obj, key, v) {
+	json_object_foreach(rep.obj, key, v)
+	{
 		size_t klen = strlen(key), u;
 		char buf[FMT_BUF];
 

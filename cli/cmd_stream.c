@@ -32,9 +32,9 @@ static void stream_print_log(json_t *l)
 int cmd_logs(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"follow", no_argument, NULL, 'f'},
-		{"lines", required_argument, NULL, 'n'},
-		{NULL, 0, NULL, 0},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"lines", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ctl_reply rep;
 	long long lines = -1;
@@ -72,8 +72,7 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv)
 	if (r)
 		return r;
 	if (!ctl->json)
-		json_array_foreach (json_object_get(rep.obj, "lines"), i, l)
-			stream_print_log(l);
+		json_array_foreach(json_object_get(rep.obj, "lines"), i, l) stream_print_log(l);
 	ctl_reply_free(&rep);
 	out_flush();
 	while (follow) {

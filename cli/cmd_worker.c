@@ -12,7 +12,8 @@ static void worker_print_ids(json_t *reply, const char *key)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach (json_object_get(reply, key), i, v) {
+	json_array_foreach(json_object_get(reply, key), i, v)
+	{
 		char *s = fmt_json(v);
 
 		printf("%s\n", s);
@@ -39,8 +40,8 @@ static int worker_request(struct ctl *ctl, json_t *req, const char *key)
 int cmd_spawn(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"count", required_argument, NULL, 'n'},
-		{NULL, 0, NULL, 0},
+	    {"count", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
 	};
 	long long count = 0;
 	json_t *req, *type;
@@ -74,8 +75,8 @@ int cmd_spawn(struct ctl *ctl, int argc, char **argv)
 int cmd_stop(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"timeout", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
+	    {"timeout", required_argument, NULL, 't'},
+	    {NULL, 0, NULL, 0},
 	};
 	long long timeout = -1;
 	json_t *req;
@@ -107,8 +108,8 @@ int cmd_stop(struct ctl *ctl, int argc, char **argv)
 int cmd_kill(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"signal", required_argument, NULL, 's'},
-		{NULL, 0, NULL, 0},
+	    {"signal", required_argument, NULL, 's'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *sig = "KILL";
 	long long id;

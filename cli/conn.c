@@ -1,8 +1,8 @@
 /*
  * conn.c - the line and fd transport between corralctl and corrald.
  *
- * Received bytes go into one buffer big enough for the longest allowed line
- * plus its newline.  File descriptors that arrive with a recvmsg() are tied
+ * Received bytes go into one buffer that grows, as lines need it, up to the
+ * longest allowed line plus its newline.  File descriptors that arrive with a recvmsg() are tied
  * to a line through an "anchor", a byte offset in the stream:
  *
  *   The kernel hands out a message's fds with the first recvmsg() that reads
@@ -25,6 +25,7 @@
 #include "conn.h"
 
 #define CONN_BUF_SIZE	 (CONN_LINE_MAX + 1u)
+#define CONN_BUF_INITIAL (16u * 1024u)
 #define CONN_RECV_FDS	 8u
 #define CONN_PENDING_MAX 16u
 
@@ -38,6 +39,7 @@ struct conn_fd {
 struct conn {
 	int fd;
 	char *buf;
+	size_t cap;    /* bytes allocated at buf, at most CONN_BUF_SIZE */
 	size_t start;  /* first byte not yet returned as a line */
 	size_t scan;   /* bytes in [start, scan) hold no newline */
 	size_t end;    /* end of received bytes */
@@ -71,7 +73,8 @@ int conn_open(const char *path, struct conn **ret_conn)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	c->buf = malloc(CONN_BUF_SIZE);
+	c->cap = CONN_BUF_INITIAL;
+	c->buf = malloc(c->cap);
 	if (!c->buf) {
 		free(c);
 		return -ENOMEM;
@@ -164,7 +167,7 @@ static int conn_fill(struct conn *c)
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int) * CONN_RECV_FDS)];
 	} cbuf;
-	struct iovec iov = {c->buf + c->end, CONN_BUF_SIZE - c->end};
+	struct iovec iov = {c->buf + c->end, c->cap - c->end};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n;
 
@@ -205,6 +208,19 @@ static void conn_compact(struct conn *c)
 	c->scan -= c->start;
 	c->end -= c->start;
 	c->start = 0;
+}
+
+/* Double the buffer, up to CONN_BUF_SIZE; 0 or -ENOMEM. */
+static int conn_grow(struct conn *c)
+{
+	size_t cap = c->cap * 2 < CONN_BUF_SIZE ? c->cap * 2 : CONN_BUF_SIZE;
+	char *buf = realloc(c->buf, cap);
+
+	if (!buf)
+		return -ENOMEM;
+	c->buf = buf;
+	c->cap = cap;
+	return 0;
 }
 
 /* Hand the pending fds anchored at or before stream offset upto to line. */
@@ -249,8 +265,10 @@ int conn_recv_line(struct conn *c, struct conn_line *ret_line)
 			return 0;
 		if (c->end - c->start >= CONN_BUF_SIZE)
 			return -EMSGSIZE;
-		if (c->end == CONN_BUF_SIZE || c->start == c->end)
+		if (c->end == c->cap || c->start == c->end)
 			conn_compact(c);
+		if (c->end == c->cap && conn_grow(c) < 0)
+			return -ENOMEM;
 		r = conn_fill(c);
 		if (r < 0)
 			return r;

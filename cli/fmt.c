@@ -139,8 +139,7 @@ long long fmt_int(json_t *obj, const char *key)
 }
 
 /* Start an empty table with ncols columns, their headings and alignments. */
-void fmt_table_init(struct fmt_table *t, size_t ncols, const char *const *heads,
-		    const char *align)
+void fmt_table_init(struct fmt_table *t, size_t ncols, const char *const *heads, const char *align)
 {
 	*t = (struct fmt_table){.ncols = ncols, .heads = heads, .align = align};
 }

@@ -33,10 +33,10 @@ struct fmt_table {
 	size_t ncells, cap;
 };
 
-void fmt_table_init(struct fmt_table *t, size_t ncols, const char *const *heads,
-		    const char *align);
+void fmt_table_init(struct fmt_table *t, size_t ncols, const char *const *heads, const char *align);
 void fmt_table_add(struct fmt_table *t, char *cell);
-void fmt_table_addf(struct fmt_table *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fmt_table_addf(struct fmt_table *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void fmt_table_add_json(struct fmt_table *t, json_t *v);
 void fmt_table_print(const struct fmt_table *t);
 void fmt_table_free(struct fmt_table *t);

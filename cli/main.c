@@ -5,7 +5,9 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "corral-config.h"
@@ -13,20 +15,20 @@
 
 /* Every command, in the order usage lists them. */
 static const struct ctl_cmd ctl_cmds[] = {
-	{"ping", "", "check that corrald answers", cmd_ping},
-	{"types", "", "list the worker types", cmd_types},
-	{"list", "[TYPE]", "list workers", cmd_list},
-	{"spawn", "TYPE [-n N]", "start N workers of TYPE (default 1)", cmd_spawn},
-	{"stop", "ID|TYPE [-t MS]", "stop a worker, or every worker of a type", cmd_stop},
-	{"kill", "ID [-s SIG]", "send a signal to a worker (default KILL)", cmd_kill},
-	{"call", "TYPE [DATA] [-k KEY] [-t MS]", "call TYPE with DATA, else stdin; result to stdout",
-	 cmd_call},
-	{"logs", "ID|TYPE [-f] [-n N]", "show captured worker output; -f follows", cmd_logs},
-	{"watch", "", "print worker state changes as they happen", cmd_watch},
-	{"stats", "", "show daemon counters", cmd_stats},
-	{"top", "", "show workers and counters, refreshed every second", cmd_top},
-	{"reload", "", "reload the configuration", cmd_reload},
-	{"shutdown", "[-t MS]", "drain and stop corrald", cmd_shutdown},
+    {"ping", "", "check that corrald answers", cmd_ping},
+    {"types", "", "list the worker types", cmd_types},
+    {"list", "[TYPE]", "list workers", cmd_list},
+    {"spawn", "TYPE [-n N]", "start N workers of TYPE (default 1)", cmd_spawn},
+    {"stop", "ID|TYPE [-t MS]", "stop a worker, or every worker of a type", cmd_stop},
+    {"kill", "ID [-s SIG]", "send a signal to a worker (default KILL)", cmd_kill},
+    {"call", "TYPE [DATA] [-k KEY] [-t MS]", "call TYPE with DATA, else stdin; result to stdout",
+     cmd_call},
+    {"logs", "ID|TYPE [-f] [-n N]", "show captured worker output; -f follows", cmd_logs},
+    {"watch", "", "print worker state changes as they happen", cmd_watch},
+    {"stats", "", "show daemon counters", cmd_stats},
+    {"top", "", "show workers and counters, refreshed every second", cmd_top},
+    {"reload", "", "reload the configuration", cmd_reload},
+    {"shutdown", "[-t MS]", "drain and stop corrald", cmd_shutdown},
 };
 
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
@@ -48,7 +50,8 @@ void ctl_usage(FILE *f, const struct ctl_cmd *cmd)
 	}
 	fputs("\noptions:\n"
 	      "  --socket PATH   corrald's socket; default $CORRAL_SOCKET, else\n"
-	      "                  $XDG_RUNTIME_DIR/corral/corrald.sock (root: /run/corral/corrald.sock)\n"
+	      "                  $XDG_RUNTIME_DIR/corral/corrald.sock (root: "
+	      "/run/corral/corrald.sock)\n"
 	      "  --json          print corrald's replies as received, one JSON object a line\n"
 	      "  -h, --help      show this help; COMMAND --help shows one command's\n"
 	      "  --version       show the version\n"
@@ -70,13 +73,15 @@ int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 0x100, OPT_JSON, OPT_VERSION };
 	static const struct option opts[] = {
-		{"socket", required_argument, NULL, OPT_SOCKET},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, OPT_VERSION},
-		{NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, OPT_SOCKET},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ctl ctl = {.next_id = 1};
+	const void *seed_src;
+	uint32_t seed;
 	int c, r;
 
 	/* Our socket must never land on a closed stdin, stdout or stderr. */
@@ -84,6 +89,12 @@ int main(int argc, char **argv)
 		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
 			return CTL_EXIT_ERROR;
 	signal(SIGPIPE, SIG_IGN);
+	/* The kernel's AT_RANDOM bytes seed jansson's hashes: no /dev/urandom read. */
+	seed_src = (const void *)getauxval(AT_RANDOM);
+	if (seed_src) {
+		memcpy(&seed, seed_src, sizeof(seed));
+		json_object_seed(seed);
+	}
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		switch (c) {

@@ -181,24 +181,31 @@ static bool ctl_is_for(json_t *obj, json_int_t id)
 
 	if (json_is_integer(jid))
 		return json_integer_value(jid) == id;
-	/* One request in flight: a connection-level error (permission_denied, too_large) is ours. */
+	/* One request in flight: a connection-level error (permission_denied, too_large) is ours.
+	 */
 	return json_is_null(jid) && json_is_false(json_object_get(obj, "ok"));
+}
+
+/* A safe copy of the string err[key], or of dflt when it is not a string. */
+static char *ctl_error_field(json_t *err, const char *key, const char *dflt)
+{
+	json_t *v = json_object_get(err, key);
+
+	if (!json_is_string(v))
+		return fmt_safe(dflt, strlen(dflt), true);
+	return fmt_safe(json_string_value(v), json_string_length(v), true);
 }
 
 /* Print an error reply as "corralctl: CODE: message". */
 static void ctl_print_error(json_t *obj)
 {
 	json_t *err = json_object_get(obj, "error");
-	json_t *code = json_object_get(err, "code");
-	json_t *msg = json_object_get(err, "message");
-	char *c = fmt_safe(json_is_string(code) ? json_string_value(code) : "unknown",
-			   json_is_string(code) ? json_string_length(code) : 7, true);
-	char *m = fmt_safe(json_is_string(msg) ? json_string_value(msg) : "",
-			   json_is_string(msg) ? json_string_length(msg) : 0, true);
+	char *code = ctl_error_field(err, "code", "unknown");
+	char *msg = ctl_error_field(err, "message", "");
 
-	ctl_warnx("%s: %s", c, m);
-	free(c);
-	free(m);
+	ctl_warnx("%s: %s", code, msg);
+	free(code);
+	free(msg);
 }
 
 /*

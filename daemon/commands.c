@@ -337,6 +337,7 @@ static void cmd_kill(struct client *c, json_t *id, json_t *req)
 				   (unsigned long long)wid);
 		return;
 	}
+	w->sent_signal = sig;
 	worker_kill(w, sig, NULL);
 	client_reply_ok(c, id, NULL);
 }

@@ -108,6 +108,8 @@ struct worker {
 	bool start_timed_out;
 	bool replaces_crash;
 	char reason[160];
+	int sent_signal;		/* last signal `kill` sent (pid-1 workers exit 128+N) */
+	bool in_cgroup;
 	int wstatus;
 };
 
@@ -149,6 +151,11 @@ struct type_rt {
 	struct loghist logs;
 	/* sandbox layers */
 	unsigned sb_active, sb_missing;
+	unsigned ns;			/* namespaces applied (NS_*) */
+	bool use_filter, use_cgroup, switch_user;
+	uid_t uid;
+	gid_t gid;
+	char *bind_exec;		/* exec[0] to bind into the mount namespace, or NULL */
 };
 
 TAILQ_HEAD(typeq, type_rt);
@@ -189,7 +196,7 @@ struct daemon {
 	struct sd *sd;
 	struct metrics *metrics;
 	unsigned sb_available;		/* layers the kernel offers */
-	void *spawn_stack;
+	void *spawn_stack, *spawn_stack2;
 	size_t spawn_stack_size;
 };
 
@@ -233,6 +240,7 @@ json_t *daemon_reload_from_file(struct daemon *d, char **ret_errors);
 /* util.c */
 json_t *json_base64(const uint8_t *p, size_t n);
 long base64_decode(const char *s, size_t len, uint8_t *out);
+void utf8_sanitize(char *s);
 bool worker_transition_call(struct worker *w);
 bool worker_transition_result(struct worker *w);
 void call_arm_timeout(struct call *c, uint64_t ms);
@@ -263,12 +271,11 @@ void loghist_init(struct loghist *h, size_t cap);
 void loghist_free(struct loghist *h);
 
 /* spawn.c */
+struct sandbox_plan;
 int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int memfd, int outw,
-			 int errw, const struct type_config *tc, pid_t *ret_pid, char *errbuf,
-			 size_t errlen);
+			 int errw, const struct type_config *tc, const struct sandbox_plan *plan,
+			 pid_t *ret_pid, char *errbuf, size_t errlen);
 char *spawn_find_worker_binary(void);
 
-/* sandbox.c */
-unsigned sandbox_probe(void);
 
 #endif

@@ -133,6 +133,7 @@ void call_finish_error(struct call *c, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_sanitize(msg);
 	json_t *o = json_pack("{s:O,s:b,s:{s:s,s:s}}", "id", c->req_id, "ok", 0, "error", "code",
 			      code, "message", msg);
 	call_reply(c, o, -1, false);
@@ -559,8 +560,10 @@ void worker_on_result(struct worker *w, struct frame *f)
 	if (res.status == RESULT_ERROR) {
 		if (rfd >= 0)
 			close(rfd);
-		call_finish_error(c, "worker_error", "%s",
-				  res.message && *res.message ? res.message : "handler failed");
+		const char *m = res.message && *res.message ? res.message : "handler failed";
+		/* A stdio program killed by the seccomp filter is a sandbox violation. */
+		bool sys = strncmp(m, "killed by SIGSYS", 16) == 0;
+		call_finish_error(c, sys ? "sandbox_violation" : "worker_error", "%s", m);
 	} else if (res.status == RESULT_TOO_LARGE || c->res_too_large || res.len > limit) {
 		if (rfd >= 0)
 			close(rfd);

@@ -14,6 +14,7 @@
 
 #include "corral-config.h"
 #include "log.h"
+#include "sandbox.h"
 #include "sd.h"
 #include "server.h"
 
@@ -236,7 +237,7 @@ int main(int argc, char **argv)
 	d.worker_path = spawn_find_worker_binary();
 	if (access(d.worker_path, X_OK) < 0)
 		log_warn("worker binary %s: %s", d.worker_path, strerror(errno));
-	d.sb_available = sandbox_probe();
+	d.sb_available = sandbox_probe(&d);
 
 	struct event_config *ec = event_config_new();
 	event_config_avoid_method(ec, "select");

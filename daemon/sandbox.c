@@ -1,13 +1,499 @@
 /*
- * sandbox.c - which isolation layers this kernel and this daemon can apply.
- * Today the spawn path applies rlimits (and RLIMIT_AS for memory_mb); the
- * namespace, seccomp and cgroup layers are reported missing by `types` and
- * logged at start, never silently assumed.
+ * sandbox.c - worker isolation layers.
+ *
+ * At start the daemon probes, in a throwaway child, which namespaces the
+ * kernel lets it create, compiles the "default" seccomp filter once (the
+ * child only installs the ready BPF: no allocation after clone), and finds a
+ * memory cgroup it may create children in.  Layers that fail the probe are
+ * logged and reported by `types` as missing: never a silent downgrade.
+ *
+ * Child side (between clone and execve, async-signal-safe only):
+ *   uid/gid maps -> private mounts -> tmpfs root with read-only binds, tmpfs
+ *   paths, a minimal /dev, /proc of the new pid namespace -> pivot_root.
  */
-#include "corrald.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-/* Layers available to workers. */
-unsigned sandbox_probe(void)
+#include "corrald.h"
+#include "log.h"
+#include "sandbox.h"
+
+#define NEWROOT "/sys" /* mount point of the new root before pivot_root: never exposed */
+
+static struct sock_fprog default_filter;
+static bool have_filter;
+static char cgroup_base[700]; /* memory cgroup directory we create children in */
+static bool cgroup_v2;
+
+/* Length of a NUL-terminated string (async-signal-safe). */
+static size_t s_len(const char *s)
 {
-	return SB_RLIMITS;
+	size_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+/* dst = a + b, bounded; -ENAMETOOLONG when it does not fit. */
+static int s_join(char *dst, size_t cap, const char *a, const char *b)
+{
+	size_t la = s_len(a), lb = s_len(b);
+	if (la + lb + 1 > cap)
+		return -ENAMETOOLONG;
+	memcpy(dst, a, la);
+	memcpy(dst + la, b, lb + 1);
+	return 0;
+}
+
+/* Decimal of v into buf (at least 24 bytes); returns buf. */
+static char *s_u64(char *buf, unsigned long long v)
+{
+	char tmp[24];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (int i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Write a string to a file (async-signal-safe). */
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, s, s_len(s));
+	int e = errno;
+	close(fd);
+	return n < 0 ? -e : 0;
+}
+
+/* Write "id id 1" maps for the user namespace (our own ids only: no privilege needed). */
+int sandbox_child_maps(const struct sandbox_plan *p)
+{
+	char line[64], num[24];
+	int r;
+
+	/* setresuid made the (shared) mm non-dumpable: /proc/self would be root's. */
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	if ((r = write_file("/proc/self/setgroups", "deny")) < 0)
+		return r;
+	s_u64(num, p->uid);
+	s_join(line, sizeof(line), num, " ");
+	s_join(line, sizeof(line), line, num);
+	s_join(line, sizeof(line), line, " 1");
+	if ((r = write_file("/proc/self/uid_map", line)) < 0)
+		return r;
+	s_u64(num, p->gid);
+	s_join(line, sizeof(line), num, " ");
+	s_join(line, sizeof(line), line, num);
+	s_join(line, sizeof(line), line, " 1");
+	return write_file("/proc/self/gid_map", line);
+}
+
+/* mkdir -p of path (a writable copy), mode 0755. */
+static int mkdir_p(char *path)
+{
+	for (char *q = path + 1; *q; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		int r = mkdir(path, 0755);
+		*q = '/';
+		if (r < 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Create an empty file at path (parents too), as a bind target. */
+static int touch_p(char *path)
+{
+	char *slash = NULL;
+	for (char *q = path; *q; q++)
+		if (*q == '/')
+			slash = q;
+	if (slash && slash != path) {
+		*slash = '\0';
+		int r = mkdir_p(path);
+		*slash = '/';
+		if (r < 0)
+			return r;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* Mount flags that a remount inside a user namespace must keep (locked flags). */
+static unsigned long locked_flags(const char *path)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+	if (statvfs(path, &sv) < 0)
+		return MS_NOSUID | MS_NODEV;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+/* Bind src read-only at NEWROOT/src (a directory, a file, or a symlink recreated as such). */
+static int bind_ro(const char *src)
+{
+	char dst[4096], link[4096];
+	struct stat st;
+	int r;
+
+	if (lstat(src, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if ((r = s_join(dst, sizeof(dst), NEWROOT, src)) < 0)
+		return r;
+	if (S_ISLNK(st.st_mode)) {
+		ssize_t n = readlink(src, link, sizeof(link) - 1);
+		if (n < 0)
+			return -errno;
+		link[n] = '\0';
+		char *slash = NULL;
+		for (char *q = dst; *q; q++)
+			if (*q == '/')
+				slash = q;
+		if (slash) {
+			*slash = '\0';
+			if ((r = mkdir_p(dst)) < 0)
+				return r;
+			*slash = '/';
+		}
+		if (symlink(link, dst) < 0 && errno != EEXIST)
+			return -errno;
+		return 0;
+	}
+	r = S_ISDIR(st.st_mode) ? mkdir_p(dst) : touch_p(dst);
+	if (r < 0)
+		return r;
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return -errno;
+	if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(dst), NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Build the new root and pivot into it. */
+int sandbox_child_mounts(const struct sandbox_plan *p)
+{
+	char dst[4096];
+	int r;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return -errno;
+	if (mount("corral", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
+		return -errno;
+	for (char *const *ro = p->readonly; ro && *ro; ro++)
+		if ((r = bind_ro(*ro)) < 0)
+			return r;
+	for (int i = 0; i < 2; i++)
+		if (p->binds[i] && (r = bind_ro(p->binds[i])) < 0)
+			return r;
+	for (char *const *t = p->tmpfs; t && *t; t++) {
+		if ((r = s_join(dst, sizeof(dst), NEWROOT, *t)) < 0 || (r = mkdir_p(dst)) < 0)
+			return r;
+		if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m") < 0)
+			return -errno;
+	}
+	/* A minimal /dev: null, zero, urandom bound from the host. */
+	static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/urandom"};
+	if ((r = s_join(dst, sizeof(dst), NEWROOT, "/dev")) < 0 || (r = mkdir_p(dst)) < 0)
+		return r;
+	if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+		return -errno;
+	for (int i = 0; i < 3; i++) {
+		if ((r = s_join(dst, sizeof(dst), NEWROOT, devs[i])) < 0 || (r = touch_p(dst)) < 0)
+			return r;
+		if (mount(devs[i], dst, NULL, MS_BIND, NULL) < 0)
+			return -errno;
+	}
+	if (p->ns & NS_PID) {
+		if ((r = s_join(dst, sizeof(dst), NEWROOT, "/proc")) < 0 || (r = mkdir_p(dst)) < 0)
+			return r;
+		if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return -errno;
+	}
+	if (chdir(NEWROOT) < 0)
+		return -errno;
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return -errno;
+	if (umount2(".", MNT_DETACH) < 0)
+		return -errno;
+	if (chdir("/") < 0)
+		return -errno;
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) <
+	    0)
+		return -errno;
+	return 0;
+}
+
+/* The compiled "default" filter, or NULL. */
+const struct sock_fprog *sandbox_default_filter(void)
+{
+	return have_filter ? &default_filter : NULL;
+}
+
+/* Compile the default filter to BPF once, through a memfd. */
+static bool compile_default_filter(void)
+{
+	static const char *const denied[] = {
+	    "ptrace",	      "mount",	       "umount2",	 "kexec_load",	  "kexec_file_load",
+	    "bpf",	      "perf_event_open", "keyctl",	 "add_key",	  "request_key",
+	    "unshare",	      "setns",	       "pivot_root",	 "chroot",	  "init_module",
+	    "finit_module",   "delete_module", "reboot",	 "swapon",	  "swapoff",
+	    "open_by_handle_at", "userfaultfd", "io_uring_setup", "fsopen",	  "fsmount",
+	    "move_mount",     "open_tree",     "process_vm_readv", "process_vm_writev",
+	    "acct",	      "settimeofday",  "clock_settime",	 "adjtimex",	  "sethostname",
+	    "setdomainname", "iopl",	       "ioperm",	 "quotactl",	  "lookup_dcookie",
+	    "name_to_handle_at", "vhangup",
+	};
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx)
+		return false;
+	bool ok = true;
+	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
+		int nr = seccomp_syscall_resolve_name(denied[i]);
+		if (nr == __NR_SCMP_ERROR)
+			continue;
+		if (seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, nr, 0) < 0)
+			ok = false;
+	}
+	/* Sockets: AF_UNIX only. */
+	ok = ok && seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(socket), 1,
+				    SCMP_A0(SCMP_CMP_NE, AF_UNIX)) == 0;
+	ok = ok && seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(socketpair), 1,
+				    SCMP_A0(SCMP_CMP_NE, AF_UNIX)) == 0;
+	/* New namespaces through clone's flags; clone3 hides them in memory: ENOSYS -> clone. */
+	static const unsigned long nsflags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,
+						CLONE_NEWNET,  CLONE_NEWIPC, CLONE_NEWUTS,
+						CLONE_NEWCGROUP};
+	for (size_t i = 0; ok && i < sizeof(nsflags) / sizeof(nsflags[0]); i++)
+		ok = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 1,
+				      SCMP_A0(SCMP_CMP_MASKED_EQ, nsflags[i], nsflags[i])) == 0;
+	ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) == 0;
+	int fd = ok ? memfd_create("corral-bpf", MFD_CLOEXEC) : -1;
+	if (fd >= 0 && seccomp_export_bpf(ctx, fd) == 0) {
+		off_t size = lseek(fd, 0, SEEK_END);
+		struct sock_filter *f = size > 0 ? malloc((size_t)size) : NULL;
+		if (f && pread(fd, f, (size_t)size, 0) == size) {
+			default_filter.filter = f;
+			default_filter.len = (unsigned short)((size_t)size / sizeof(*f));
+			have_filter = true;
+		} else {
+			free(f);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	seccomp_release(ctx);
+	return have_filter;
+}
+
+/* Find the memory cgroup we may create per-worker children in. */
+static bool find_memory_cgroup(void)
+{
+	char line[1024], path[700], probe[800];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	bool found = false;
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		const char *ctrls = c1 + 1, *cg = c2 + 1;
+		if (strcmp(ctrls, "memory") == 0 || strstr(ctrls, "memory,") ||
+		    strstr(ctrls, ",memory")) {
+			snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s", cg);
+			cgroup_v2 = false;
+		} else if (*ctrls == '\0' && line[0] == '0') {
+			snprintf(path, sizeof(path), "/sys/fs/cgroup%s", cg);
+			snprintf(probe, sizeof(probe), "%s/cgroup.subtree_control", path);
+			FILE *sc = fopen(probe, "re");
+			char buf[256] = "";
+			if (sc) {
+				if (!fgets(buf, sizeof(buf), sc))
+					buf[0] = '\0';
+				fclose(sc);
+			}
+			if (!strstr(buf, "memory"))
+				continue; /* no delegated memory controller */
+			cgroup_v2 = true;
+		} else {
+			continue;
+		}
+		snprintf(probe, sizeof(probe), "%s/corral-probe-%d", path, (int)getpid());
+		if (mkdir(probe, 0755) == 0) {
+			rmdir(probe);
+			snprintf(cgroup_base, sizeof(cgroup_base), "%s", path);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Per-worker memory cgroup; buf gets its cgroup.procs path. */
+int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, char *buf, size_t len)
+{
+	char dir[800], file[900], val[32];
+	if (!cgroup_base[0])
+		return -ENOTSUP;
+	snprintf(dir, sizeof(dir), "%s/corral-%d-%llu", cgroup_base, (int)getpid(),
+		 (unsigned long long)worker_id);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)memory_mb << 20);
+	snprintf(file, sizeof(file), "%s/%s", dir, cgroup_v2 ? "memory.max" : "memory.limit_in_bytes");
+	if (write_file(file, val) < 0) {
+		rmdir(dir);
+		return -EIO;
+	}
+	if (cgroup_v2) {
+		snprintf(file, sizeof(file), "%s/memory.swap.max", dir);
+		write_file(file, "0");
+	} else {
+		snprintf(file, sizeof(file), "%s/memory.memsw.limit_in_bytes", dir);
+		write_file(file, val);
+	}
+	snprintf(buf, len, "%s/cgroup.procs", dir);
+	return 0;
+}
+
+/* Was the worker's cgroup OOM-killed?  Then remove the cgroup. */
+bool sandbox_cgroup_finish(uint64_t worker_id)
+{
+	char dir[800], file[900], line[256];
+	bool oom = false;
+	if (!cgroup_base[0])
+		return false;
+	snprintf(dir, sizeof(dir), "%s/corral-%d-%llu", cgroup_base, (int)getpid(),
+		 (unsigned long long)worker_id);
+	snprintf(file, sizeof(file), "%s/%s", dir, cgroup_v2 ? "memory.events" : "memory.oom_control");
+	FILE *f = fopen(file, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long n;
+			if (sscanf(line, "oom_kill %llu", &n) == 1 && n > 0)
+				oom = true;
+		}
+		fclose(f);
+	}
+	if (!oom && !cgroup_v2) {
+		/* Older v1 kernels: a hit limit shows in failcnt. */
+		snprintf(file, sizeof(file), "%s/memory.failcnt", dir);
+		f = fopen(file, "re");
+		unsigned long long n = 0;
+		if (f) {
+			if (fscanf(f, "%llu", &n) == 1 && n > 0)
+				oom = oom || false;
+			fclose(f);
+		}
+	}
+	rmdir(dir);
+	return oom;
+}
+
+/* Try creating each namespace in a throwaway child; SB_* bits of those that work. */
+static unsigned probe_namespaces(void)
+{
+	static const struct {
+		int flag;
+		unsigned bit;
+	} ns[] = {
+	    {CLONE_NEWPID, SB_PID}, {CLONE_NEWNET, SB_NET},  {CLONE_NEWIPC, SB_IPC},
+	    {CLONE_NEWUTS, SB_UTS}, {CLONE_NEWNS, SB_MOUNT},
+	};
+	int pfd[2];
+	unsigned ok = 0;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		unsigned bits = 0;
+		uid_t uid = geteuid();
+		gid_t gid = getegid();
+		if (unshare(CLONE_NEWUSER) == 0) {
+			char line[64];
+			bits |= SB_USER;
+			write_file("/proc/self/setgroups", "deny");
+			snprintf(line, sizeof(line), "%u %u 1", (unsigned)uid, (unsigned)uid);
+			write_file("/proc/self/uid_map", line);
+			snprintf(line, sizeof(line), "%u %u 1", (unsigned)gid, (unsigned)gid);
+			write_file("/proc/self/gid_map", line);
+			for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+				if (unshare(ns[i].flag) == 0)
+					bits |= ns[i].bit;
+		}
+		ssize_t w = write(pfd[1], &bits, sizeof(bits));
+		_exit(w == sizeof(bits) ? 0 : 1);
+	}
+	close(pfd[1]);
+	if (pid > 0) {
+		if (read(pfd[0], &ok, sizeof(ok)) != sizeof(ok))
+			ok = 0;
+		waitpid(pid, NULL, 0);
+	}
+	close(pfd[0]);
+	return ok;
+}
+
+/* Probe the layers this kernel and this daemon can apply. */
+unsigned sandbox_probe(struct daemon *d)
+{
+	(void)d;
+	unsigned bits = SB_RLIMITS;
+	if (!getenv("CORRAL_NO_SANDBOX")) {
+		bits |= probe_namespaces();
+		if (compile_default_filter())
+			bits |= SB_SECCOMP;
+		if (find_memory_cgroup())
+			bits |= SB_CGROUP;
+	}
+	for (unsigned b = 0; b < SB_NLAYERS; b++)
+		if (!(bits & (1u << b)))
+			log_warn("sandbox layer %s is not available on this system",
+				 sandbox_layer_names[b]);
+	return bits;
 }

@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <linux/seccomp.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -26,8 +29,11 @@
 #include "corral-config.h"
 #include "corrald.h"
 #include "log.h"
+#include "sandbox.h"
 
 extern char **environ;
+
+static int write_cgroup(const char *procs);
 
 #define SPAWN_STACK_SIZE (256u * 1024u)
 
@@ -36,11 +42,12 @@ struct child_args {
 	char *const *argv;
 	int src[5]; /* fds to place at 0..4 */
 	int errpipe;
-	pid_t parent;
-	sigset_t oldmask;
 	const struct type_config *tc;
+	const struct sandbox_plan *plan;
+	void *stack2;	  /* stack of the namespaced grandchild */
+	size_t stack2_size;
 	bool nproc_limit;
-	int failed_step;
+	pid_t worker_pid; /* the grandchild, when namespaces put the worker one level down */
 };
 
 enum {
@@ -48,13 +55,19 @@ enum {
 	STEP_SIGNALS,
 	STEP_PDEATHSIG,
 	STEP_RLIMIT,
+	STEP_CGROUP,
+	STEP_USER,
+	STEP_NAMESPACES,
+	STEP_MAPS,
+	STEP_MOUNTS,
+	STEP_SECCOMP,
 	STEP_EXEC,
 };
 
-/* Report errno and the failing step through the error pipe, then die. */
-static _Noreturn void child_fail(struct child_args *a, int step)
+/* Report errno (or -r) and the failing step through the error pipe, then die. */
+static _Noreturn void child_fail(struct child_args *a, int step, int err)
 {
-	int msg[2] = {step, errno};
+	int msg[2] = {step, err};
 	ssize_t w = write(a->errpipe, msg, sizeof(msg));
 	(void)w;
 	_exit(127);
@@ -67,65 +80,143 @@ static int set_limit(int res, rlim_t v)
 	return setrlimit(res, &rl);
 }
 
+/* Drop to the worker's uid and gid. */
+static int switch_user(const struct sandbox_plan *p)
+{
+	if (setgroups(0, NULL) < 0 && errno != EPERM)
+		return -errno;
+	if (setresgid(p->gid, p->gid, p->gid) < 0 || setresuid(p->uid, p->uid, p->uid) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * The worker side of the spawn, in the final process: namespaces' inside,
+ * death signal, limits, seccomp, exec.  Shared by both spawn shapes.
+ */
+static int child_final(void *arg)
+{
+	struct child_args *a = arg;
+	const struct sandbox_plan *p = a->plan;
+	int r;
+
+	if ((p->ns & NS_USER) && (r = sandbox_child_maps(p)) < 0)
+		child_fail(a, STEP_MAPS, -r);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(a, STEP_PDEATHSIG, errno);
+	/* The daemon may have died before the death signal was armed: its end of
+	 * the error pipe is then closed, and ours reports POLLERR. */
+	struct pollfd pfd = {a->errpipe, POLLOUT, 0};
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
+		_exit(127);
+	if ((p->ns & NS_MOUNT) && (r = sandbox_child_mounts(p)) < 0)
+		child_fail(a, STEP_MOUNTS, -r);
+	if (p->ns & NS_UTS)
+		sethostname("corral", 6);
+	if (p->switch_user && !(p->ns & NS_USER) && (r = switch_user(p)) < 0)
+		child_fail(a, STEP_USER, -r);
+
+	/* Own session: a terminal's ^C reaches the daemon, which drains in order. */
+	setsid();
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigset_t empty;
+	sigemptyset(&empty);
+	if (sigprocmask(SIG_SETMASK, &empty, NULL) < 0)
+		child_fail(a, STEP_SIGNALS, errno);
+
+	/* Limits (the sandbox layer "rlimits"). */
+	const struct limits_config *l = &a->tc->limits;
+	if (set_limit(RLIMIT_NOFILE, l->nofile) < 0 || set_limit(RLIMIT_CORE, 0) < 0)
+		child_fail(a, STEP_RLIMIT, errno);
+	if (a->nproc_limit && set_limit(RLIMIT_NPROC, l->nproc) < 0)
+		child_fail(a, STEP_RLIMIT, errno);
+	if (l->cpu_s && set_limit(RLIMIT_CPU, l->cpu_s) < 0)
+		child_fail(a, STEP_RLIMIT, errno);
+	if (l->memory_mb && !p->cgroup_procs &&
+	    set_limit(RLIMIT_AS, (rlim_t)l->memory_mb << 20) < 0)
+		child_fail(a, STEP_RLIMIT, errno);
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(a, STEP_SECCOMP, errno);
+	if (p->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->filter) < 0)
+		child_fail(a, STEP_SECCOMP, errno);
+
+	execve(a->argv[0], a->argv, environ);
+	child_fail(a, STEP_EXEC, errno);
+}
+
 /* The child: runs on its own stack in our address space until execve. */
 static int child_main(void *arg)
 {
 	struct child_args *a = arg;
-	int tmp[5];
+	const struct sandbox_plan *p = a->plan;
+	int tmp[5], r;
 
 	/* Move everything out of the way of 0..5 first, then into place. */
 	for (int i = 0; i < 5; i++) {
 		tmp[i] = fcntl(a->src[i], F_DUPFD, 16);
 		if (tmp[i] < 0)
-			child_fail(a, STEP_DUP);
+			child_fail(a, STEP_DUP, errno);
 	}
 	int ep = fcntl(a->errpipe, F_DUPFD_CLOEXEC, 16);
 	if (ep < 0)
-		child_fail(a, STEP_DUP);
+		child_fail(a, STEP_DUP, errno);
 	a->errpipe = ep;
 	for (int i = 0; i < 5; i++)
 		if (dup2(tmp[i], i) < 0)
-			child_fail(a, STEP_DUP);
+			child_fail(a, STEP_DUP, errno);
 	if (dup3(ep, 5, O_CLOEXEC) < 0)
-		child_fail(a, STEP_DUP);
+		child_fail(a, STEP_DUP, errno);
 	a->errpipe = 5;
 	if (syscall(SYS_close_range, 6, ~0U, 0) < 0) {
 		for (int fd = 6; fd < 65536; fd++)
 			close(fd);
 	}
+	if (p->cgroup_procs && (r = -write_cgroup(p->cgroup_procs)) > 0)
+		child_fail(a, STEP_CGROUP, r);
+	if (!(p->ns & NS_ALL))
+		return child_final(a);
 
-	/* Own session: a terminal's ^C reaches the daemon, which drains in order. */
-	setsid();
+	/*
+	 * Namespaces: drop to the worker's uid first (a user namespace maps only
+	 * our own ids without privilege), then clone the worker into the new
+	 * namespaces as the daemon's child (CLONE_PARENT): it is pid 1 of its pid
+	 * namespace and the daemon reaps it directly.
+	 */
+	if (p->switch_user && (p->ns & NS_USER) && (r = switch_user(p)) < 0)
+		child_fail(a, STEP_USER, -r);
+	int flags = CLONE_VM | CLONE_VFORK | CLONE_PARENT;
+	if (p->ns & NS_USER)
+		flags |= CLONE_NEWUSER;
+	if (p->ns & NS_PID)
+		flags |= CLONE_NEWPID;
+	if (p->ns & NS_NET)
+		flags |= CLONE_NEWNET;
+	if (p->ns & NS_IPC)
+		flags |= CLONE_NEWIPC;
+	if (p->ns & NS_UTS)
+		flags |= CLONE_NEWUTS;
+	if (p->ns & NS_MOUNT)
+		flags |= CLONE_NEWNS;
+	pid_t pid = clone(child_final, (char *)a->stack2 + a->stack2_size, flags, a);
+	if (pid < 0)
+		child_fail(a, STEP_NAMESPACES, errno);
+	a->worker_pid = pid;
+	_exit(0);
+}
 
-	for (int sig = 1; sig < NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP)
-			continue;
-		signal(sig, SIG_DFL);
-	}
-	sigset_t empty;
-	sigemptyset(&empty);
-	if (sigprocmask(SIG_SETMASK, &empty, NULL) < 0)
-		child_fail(a, STEP_SIGNALS);
-
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		child_fail(a, STEP_PDEATHSIG);
-	if (getppid() != a->parent)
-		_exit(127); /* the daemon died before we armed PDEATHSIG */
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-
-	/* Limits (the sandbox layer "rlimits"). */
-	const struct limits_config *l = &a->tc->limits;
-	if (set_limit(RLIMIT_NOFILE, l->nofile) < 0 || set_limit(RLIMIT_CORE, 0) < 0)
-		child_fail(a, STEP_RLIMIT);
-	if (a->nproc_limit && set_limit(RLIMIT_NPROC, l->nproc) < 0)
-		child_fail(a, STEP_RLIMIT);
-	if (l->cpu_s && set_limit(RLIMIT_CPU, l->cpu_s) < 0)
-		child_fail(a, STEP_RLIMIT);
-	if (l->memory_mb && set_limit(RLIMIT_AS, (rlim_t)l->memory_mb << 20) < 0)
-		child_fail(a, STEP_RLIMIT);
-
-	execve(a->argv[0], a->argv, environ);
-	child_fail(a, STEP_EXEC);
+/* Join a cgroup: write "0" (ourselves) to its cgroup.procs; 0 or -errno. */
+static int write_cgroup(const char *procs)
+{
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, "0", 1);
+	int e = errno;
+	close(fd);
+	return n == 1 ? 0 : -e;
 }
 
 /* Human name of a failed step. */
@@ -140,23 +231,44 @@ static const char *step_name(int step)
 		return "cannot set PR_SET_PDEATHSIG";
 	case STEP_RLIMIT:
 		return "cannot set rlimits";
+	case STEP_CGROUP:
+		return "cannot join the memory cgroup";
+	case STEP_USER:
+		return "cannot switch to the worker's user";
+	case STEP_NAMESPACES:
+		return "cannot create namespaces";
+	case STEP_MAPS:
+		return "cannot write the uid/gid maps";
+	case STEP_MOUNTS:
+		return "cannot build the mount namespace";
+	case STEP_SECCOMP:
+		return "cannot install the seccomp filter";
 	default:
 		return "cannot exec";
 	}
 }
 
+/* Map one spawn stack. */
+static void *stack_new(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+		       -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 /*
- * Start argv[0] with sock, memfd, outw, errw at fds 3, 4, 1, 2 and /dev/null at 0.
- * Returns 0 with *ret_pid, or -1 with a message in errbuf.
+ * Start argv[0] with sock, memfd, outw, errw at fds 3, 4, 1, 2 and /dev/null at
+ * 0, isolated per plan.  Returns 0 with *ret_pid (the worker, our child), or
+ * -1 with a message in errbuf.
  */
 int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int memfd, int outw,
-			 int errw, const struct type_config *tc, pid_t *ret_pid, char *errbuf,
-			 size_t errlen)
+			 int errw, const struct type_config *tc, const struct sandbox_plan *plan,
+			 pid_t *ret_pid, char *errbuf, size_t errlen)
 {
 	static int devnull = -1;
 	struct child_args a = {0};
 	int pipefd[2];
-	sigset_t all;
+	sigset_t all, old;
 	pid_t pid;
 
 	if (devnull < 0) {
@@ -168,11 +280,10 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 	}
 	if (!d->spawn_stack) {
 		d->spawn_stack_size = SPAWN_STACK_SIZE;
-		d->spawn_stack = mmap(NULL, d->spawn_stack_size, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-		if (d->spawn_stack == MAP_FAILED) {
-			d->spawn_stack = NULL;
-			snprintf(errbuf, errlen, "cannot map the spawn stack: %s",
+		d->spawn_stack = stack_new(SPAWN_STACK_SIZE);
+		d->spawn_stack2 = stack_new(SPAWN_STACK_SIZE);
+		if (!d->spawn_stack || !d->spawn_stack2) {
+			snprintf(errbuf, errlen, "cannot map the spawn stacks: %s",
 				 strerror(errno));
 			return -1;
 		}
@@ -188,25 +299,33 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 	a.src[3] = sock;
 	a.src[4] = memfd;
 	a.errpipe = pipefd[1];
-	a.parent = getpid();
 	a.tc = tc;
-	/* RLIMIT_NPROC counts every process of the uid: without a uid of its own the
-	 * worker would share the daemon's count, so it waits for the user namespace. */
-	a.nproc_limit = false;
+	a.plan = plan;
+	a.stack2 = d->spawn_stack2;
+	a.stack2_size = d->spawn_stack_size;
+	/* RLIMIT_NPROC counts every process of a uid (per user namespace): only a
+	 * worker with a uid namespace of its own can take it without sharing ours. */
+	a.nproc_limit = (plan->ns & NS_USER) != 0;
 
 	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &a.oldmask);
+	sigprocmask(SIG_SETMASK, &all, &old);
 	pid = clone(child_main, (char *)d->spawn_stack + d->spawn_stack_size,
 		    CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
 	int saved = errno;
-	sigprocmask(SIG_SETMASK, &a.oldmask, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(pipefd[1]);
 	if (pid < 0) {
 		close(pipefd[0]);
 		snprintf(errbuf, errlen, "clone: %s", strerror(saved));
 		return -1;
 	}
-	/* CLONE_VFORK: the child has exec'd or died; the pipe holds the verdict. */
+	if (plan->ns & NS_ALL) {
+		/* The intermediate child has exited; the worker is a.worker_pid. */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		pid = a.worker_pid;
+	}
+	/* CLONE_VFORK: the worker has exec'd or died; the pipe holds the verdict. */
 	int msg[2];
 	ssize_t n;
 	do
@@ -217,8 +336,12 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 		snprintf(errbuf, errlen, "%s %s: %s", step_name(msg[0]), argv[0],
 			 strerror(msg[1]));
 		/* The child has already exited 127: collect it here, not in the reaper. */
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		return -1;
+	}
+	if (pid <= 0) {
+		snprintf(errbuf, errlen, "cannot start %s: the spawn child failed", argv[0]);
 		return -1;
 	}
 	*ret_pid = pid;

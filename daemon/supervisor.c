@@ -14,6 +14,7 @@
  * only once it has been reaped; its channels are closed then at the latest.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "sandbox.h"
 #include "sd.h"
 #include "server.h"
 
@@ -85,6 +87,67 @@ unsigned type_sandbox_layers(const struct type_config *tc, unsigned available)
 	return want;
 }
 
+/* Is path at or below one of the read-only paths (already visible in the sandbox)? */
+static bool under_readonly(char *const *ro, const char *path)
+{
+	for (; ro && *ro; ro++) {
+		size_t n = strlen(*ro);
+		if (strncmp(path, *ro, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* Decide which layers this type gets here, and how. */
+static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
+{
+	const struct type_config *tc = t->cfg;
+	unsigned avail = d->sb_available;
+	unsigned want = type_sandbox_layers(tc, avail);
+	unsigned ns = tc->sandbox.namespaces & avail & NS_ALL;
+
+	/* Without root, every other namespace needs the user namespace. */
+	if (!d->uid_root && !(ns & NS_USER))
+		ns = 0;
+	t->ns = ns;
+	t->use_filter = tc->sandbox.seccomp != SECCOMP_NONE && (avail & SB_SECCOMP) &&
+			sandbox_default_filter();
+	t->use_cgroup = tc->limits.memory_mb && (avail & SB_CGROUP);
+	t->uid = geteuid();
+	t->gid = getegid();
+	const char *user = tc->sandbox.user ? tc->sandbox.user : d->uid_root ? "nobody" : NULL;
+	if (user) {
+		struct passwd *pw = getpwnam(user);
+		char *end;
+		unsigned long v = strtoul(user, &end, 10);
+		if (pw) {
+			t->uid = pw->pw_uid;
+			t->gid = pw->pw_gid;
+		} else if (*user && !*end) {
+			t->uid = (uid_t)v;
+			t->gid = (gid_t)v;
+		} else {
+			log_warn("type %s: user %s does not exist; workers keep uid %u", t->name,
+				 user, (unsigned)t->uid);
+		}
+	}
+	if ((t->uid != geteuid() || t->gid != getegid()) && !d->uid_root) {
+		log_warn("type %s: only root can run workers as another user; keeping uid %u",
+			 t->name, (unsigned)geteuid());
+		t->uid = geteuid();
+		t->gid = getegid();
+	}
+	t->switch_user = t->uid != geteuid() || t->gid != getegid();
+	free(t->bind_exec);
+	t->bind_exec = NULL;
+	if ((ns & NS_MOUNT) && tc->exec && tc->exec[0] &&
+	    !under_readonly(tc->sandbox.readonly, tc->exec[0]))
+		t->bind_exec = strdup(tc->exec[0]);
+	t->sb_active = SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) |
+		       (t->use_cgroup ? SB_CGROUP : 0);
+	t->sb_missing = want & ~t->sb_active;
+}
+
 /* Create the run-time state of one configured type. */
 static struct type_rt *type_new(struct daemon *d, struct config_holder *h,
 				const struct type_config *tc)
@@ -104,10 +167,7 @@ static struct type_rt *type_new(struct daemon *d, struct config_holder *h,
 	if (!t->name || !t->crash_ts || !t->backoff_timer)
 		fatal("out of memory");
 	loghist_init(&t->logs, 1000);
-	unsigned want = type_sandbox_layers(tc, d->sb_available);
-	/* What runs today: rlimits.  The rest is reported missing, never silently dropped. */
-	t->sb_active = want & d->sb_available;
-	t->sb_missing = want & ~t->sb_active;
+	type_plan_sandbox(d, t);
 	return t;
 }
 
@@ -121,6 +181,7 @@ void type_destroy(struct type_rt *t)
 	event_free(t->backoff_timer);
 	loghist_free(&t->logs);
 	free(t->crash_ts);
+	free(t->bind_exec);
 	free(t->name);
 	config_holder_put(t->holder);
 	free(t);
@@ -334,9 +395,38 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 		snprintf(errbuf, errlen, "out of memory");
 		goto fail;
 	}
-	if (spawn_worker_process(d, argv, sp[1], memfd, outp[1], errp[1], tc, &pid, errbuf,
-				 errlen) < 0)
+	uint64_t id = d->next_worker_id + 1;
+	char procs[900];
+	struct sandbox_plan plan = {
+	    .ns = t->ns,
+	    .switch_user = t->switch_user,
+	    .uid = t->uid,
+	    .gid = t->gid,
+	    .readonly = tc->sandbox.readonly,
+	    .tmpfs = tc->sandbox.tmpfs,
+	    .filter = t->use_filter ? sandbox_default_filter() : NULL,
+	};
+	if ((t->ns & NS_MOUNT) && tc->mode != MODE_NATIVE &&
+	    !under_readonly(tc->sandbox.readonly, d->worker_path))
+		plan.binds[0] = d->worker_path;
+	plan.binds[1] = t->bind_exec;
+	bool in_cgroup = false;
+	if (t->use_cgroup) {
+		int cr = sandbox_cgroup_create(id, tc->limits.memory_mb, procs, sizeof(procs));
+		if (cr == 0) {
+			plan.cgroup_procs = procs;
+			in_cgroup = true;
+		} else {
+			log_warn("type %s: cannot create a memory cgroup (%s); using RLIMIT_AS",
+				 t->name, strerror(-cr));
+		}
+	}
+	if (spawn_worker_process(d, argv, sp[1], memfd, outp[1], errp[1], tc, &plan, &pid,
+				 errbuf, errlen) < 0) {
+		if (in_cgroup)
+			sandbox_cgroup_finish(id);
 		goto fail;
+	}
 	free(argv);
 	argv = NULL;
 	close(sp[1]);
@@ -353,6 +443,7 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	w->d = d;
 	w->type = t;
 	w->id = ++d->next_worker_id;
+	w->in_cgroup = in_cgroup;
 	w->pid = pid;
 	w->key = key ? strdup(key) : NULL;
 	w->state = W_STARTING;
@@ -650,8 +741,16 @@ static void worker_exit_reason(struct worker *w)
 	char sb[32];
 	int st = w->wstatus;
 
+	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->id);
 	if (w->start_timed_out)
 		snprintf(w->reason, sizeof(w->reason), "start timeout");
+	else if (oom)
+		snprintf(w->reason, sizeof(w->reason), "out of memory");
+	else if (WIFEXITED(st) && w->sent_signal && (w->type->ns & NS_PID) &&
+		 WEXITSTATUS(st) == 128 + w->sent_signal)
+		/* pid 1 of its namespace: it died of our signal through its handler */
+		snprintf(w->reason, sizeof(w->reason), "killed by %s",
+			 sig_name(w->sent_signal, sb, sizeof(sb)));
 	else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
 		snprintf(w->reason, sizeof(w->reason), "sandbox violation");
 	else if (WIFSIGNALED(st))

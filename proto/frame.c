@@ -30,20 +30,20 @@ int frame_send(int sock, uint16_t type, uint32_t flags, uint64_t call_id, const 
 	       size_t len, const int *fds, unsigned nfds)
 {
 	struct frame_hdr hdr = {
-		.version = PROTO_VERSION,
-		.type = type,
-		.flags = flags,
-		.len = (uint32_t)len,
-		.nfds = nfds,
-		.call_id = call_id,
+	    .version = PROTO_VERSION,
+	    .type = type,
+	    .flags = flags,
+	    .len = (uint32_t)len,
+	    .nfds = nfds,
+	    .call_id = call_id,
 	};
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * FRAME_MAX_FDS)];
 		struct cmsghdr align;
 	} cbuf;
 	struct iovec iov[2] = {
-		{.iov_base = &hdr, .iov_len = sizeof(hdr)},
-		{.iov_base = (void *)payload, .iov_len = len},
+	    {.iov_base = &hdr, .iov_len = sizeof(hdr)},
+	    {.iov_base = (void *)payload, .iov_len = len},
 	};
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len > 0 ? 2 : 1};
 	ssize_t n;
@@ -133,14 +133,14 @@ int frame_recv(int sock, struct frame *f)
 		struct cmsghdr align;
 	} cbuf;
 	struct iovec iov[2] = {
-		{.iov_base = &f->hdr, .iov_len = sizeof(f->hdr)},
-		{.iov_base = f->payload, .iov_len = sizeof(f->payload)},
+	    {.iov_base = &f->hdr, .iov_len = sizeof(f->hdr)},
+	    {.iov_base = f->payload, .iov_len = sizeof(f->payload)},
 	};
 	struct msghdr mh = {
-		.msg_iov = iov,
-		.msg_iovlen = 2,
-		.msg_control = cbuf.buf,
-		.msg_controllen = sizeof(cbuf.buf),
+	    .msg_iov = iov,
+	    .msg_iovlen = 2,
+	    .msg_control = cbuf.buf,
+	    .msg_controllen = sizeof(cbuf.buf),
 	};
 	int fds[FRAME_RECV_FDS];
 	unsigned nfds = 0;
@@ -161,7 +161,8 @@ int frame_recv(int sock, struct frame *f)
 			bad_cmsg = true;
 			continue;
 		}
-		size_t k = c->cmsg_len > CMSG_LEN(0) ? (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) : 0;
+		size_t k =
+		    c->cmsg_len > CMSG_LEN(0) ? (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) : 0;
 
 		for (size_t i = 0; i < k; i++) {
 			int fd;

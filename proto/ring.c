@@ -49,14 +49,14 @@ static void area_setup(struct ring_area *a, const struct ring_shm_hdr *h, bool d
 {
 	uint8_t *base = a->base;
 	struct ring r0 = {
-		.ctl = base + RING_CTL_OFFSET(0),
-		.data = base + RING_HDR_SIZE,
-		.cap = h->cap[0],
+	    .ctl = base + RING_CTL_OFFSET(0),
+	    .data = base + RING_HDR_SIZE,
+	    .cap = h->cap[0],
 	};
 	struct ring r1 = {
-		.ctl = base + RING_CTL_OFFSET(1),
-		.data = base + RING_HDR_SIZE + h->cap[0],
-		.cap = h->cap[1],
+	    .ctl = base + RING_CTL_OFFSET(1),
+	    .data = base + RING_HDR_SIZE + h->cap[0],
+	    .cap = h->cap[1],
 	};
 
 	a->tx = daemon ? r0 : r1;
@@ -68,9 +68,9 @@ int ring_area_create(uint32_t cap_to_worker, uint32_t cap_from_worker, int *ret_
 {
 	size_t size = ring_area_size(cap_to_worker, cap_from_worker);
 	struct ring_shm_hdr h = {
-		.magic = RING_MAGIC,
-		.version = RING_VERSION,
-		.cap = {cap_to_worker, cap_from_worker},
+	    .magic = RING_MAGIC,
+	    .version = RING_VERSION,
+	    .cap = {cap_to_worker, cap_from_worker},
 	};
 	struct ring_area a = {0};
 	int fd, err;

@@ -89,14 +89,14 @@ struct ring_ctl {
 
 /* One direction's view, private to one side of one ring. */
 struct ring {
-	void *ctl;	/* struct ring_ctl in shared memory */
-	uint8_t *data;	/* cap bytes in shared memory */
-	uint64_t cap;	/* from our own copy, never re-read from shared memory */
-	uint64_t head;	/* producer: our head; consumer: last validated head */
-	uint64_t tail;	/* consumer: our tail; producer: last validated tail */
-	uint64_t roff;	/* consumer: bytes of the current record already read;
-			   producer: bytes reserved by ring_reserve() */
-	uint64_t rlen;	/* consumer: length of the current record, copied once (added) */
+	void *ctl;     /* struct ring_ctl in shared memory */
+	uint8_t *data; /* cap bytes in shared memory */
+	uint64_t cap;  /* from our own copy, never re-read from shared memory */
+	uint64_t head; /* producer: our head; consumer: last validated head */
+	uint64_t tail; /* consumer: our tail; producer: last validated tail */
+	uint64_t roff; /* consumer: bytes of the current record already read;
+			  producer: bytes reserved by ring_reserve() */
+	uint64_t rlen; /* consumer: length of the current record, copied once (added) */
 };
 
 /* The whole memfd as mapped by one side. */

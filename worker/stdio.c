@@ -62,21 +62,25 @@ __attribute__((noreturn)) static void stdio_child(char **argv, int in, int out, 
 						  int errpipe, pid_t parent)
 {
 	struct sigaction sa = {.sa_handler = SIG_DFL};
+	int report = errpipe, e;
 	sigset_t none;
-	int e;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int s = 1; s < NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP)
 			sigaction(s, &sa, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-		_exit(127);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		goto fail;
+	if (getppid() != parent)
+		_exit(127); /* the worker is already gone */
 	/* Our fds 0-4 are taken (/dev/null, logs, socket), so the pipes sit above 2. */
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 ||
 	    dup3(errpipe, 3, O_CLOEXEC) < 0)
 		goto fail;
-	/* fd 3 is now the close-on-exec error pipe: the program gets 0-2 alone. */
+	/* fd 3 is now the close-on-exec error pipe (no longer the socket): the program gets 0-2
+	 * alone. */
+	report = 3;
 	if (close_range(4, ~0U, 0) < 0) {
 		/* Old kernel or a seccomp filter without close_range: one by one. */
 		struct rlimit rl;
@@ -89,7 +93,7 @@ __attribute__((noreturn)) static void stdio_child(char **argv, int in, int out, 
 	execvp(argv[0], argv);
 fail:
 	e = errno;
-	if (write(3, &e, sizeof(e)) < 0) {
+	if (write(report, &e, sizeof(e)) < 0) {
 		/* nothing left to tell */
 	}
 	_exit(127);

@@ -183,8 +183,8 @@ static void server_send_raw(int cfd, const char *data, size_t len, int fd)
 }
 
 /* Send one reply line (printf format, newline added), fd riding with it. */
-static void __attribute__((format(printf, 3, 4))) server_reply(int cfd, int fd, const char *fmt,
-							       ...)
+static void __attribute__((format(printf, 3, 4)))
+server_reply(int cfd, int fd, const char *fmt, ...)
 {
 	char *line;
 	va_list ap;
@@ -199,7 +199,8 @@ static void __attribute__((format(printf, 3, 4))) server_reply(int cfd, int fd, 
 	free(line);
 }
 
-/* Start corralctl with args (NULL-terminated), stdin from in_fd (-1: /dev/null), stdout to out_fd (-1: a memfd). */
+/* Start corralctl with args (NULL-terminated), stdin from in_fd (-1: /dev/null), stdout to out_fd
+ * (-1: a memfd). */
 static void child_start(struct child *c, int in_fd, int out_fd, const char *arg, ...)
 {
 	const char *argv[MAX_ARGS];
@@ -384,8 +385,9 @@ START_TEST(test_cannot_connect)
 
 	RUN(&r, "--socket", "/nonexistent/corrald.sock", "ping");
 	ck_assert_int_eq(r.status, 3);
-	ck_assert_str_eq(r.err,
-			 "corralctl: cannot connect to /nonexistent/corrald.sock: No such file or directory\n");
+	ck_assert_str_eq(
+	    r.err,
+	    "corralctl: cannot connect to /nonexistent/corrald.sock: No such file or directory\n");
 	run_free(&r);
 
 	/* $CORRAL_SOCKET is the default when --socket is absent. */
@@ -393,6 +395,16 @@ START_TEST(test_cannot_connect)
 	RUN(&r, "list");
 	ck_assert_int_eq(r.status, 3);
 	ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/env.sock"));
+	run_free(&r);
+
+	/* Else $XDG_RUNTIME_DIR/corral/corrald.sock, or /run/corral/corrald.sock for root. */
+	unsetenv("CORRAL_SOCKET");
+	setenv("XDG_RUNTIME_DIR", "/nonexistent-xdg", 1);
+	RUN(&r, "stats");
+	ck_assert_int_eq(r.status, 3);
+	ck_assert_ptr_nonnull(strstr(r.err, geteuid() == 0
+						? "/run/corral/corrald.sock"
+						: "/nonexistent-xdg/corral/corrald.sock"));
 	run_free(&r);
 }
 END_TEST
@@ -412,8 +424,10 @@ START_TEST(test_ping)
 	server_read(cfd, &req);
 	ck_assert_str_eq(jstr(req.obj, "cmd"), "ping");
 	ck_assert_uint_eq(json_object_size(req.obj), 2);
-	server_reply(cfd, -1, "{\"id\":%lld,\"ok\":true,\"version\":\"0.1.0\",\"pid\":42,\"uptime_ms\":192000}",
-		     (long long)jint(req.obj, "id"));
+	server_reply(
+	    cfd, -1,
+	    "{\"id\":%lld,\"ok\":true,\"version\":\"0.1.0\",\"pid\":42,\"uptime_ms\":192000}",
+	    (long long)jint(req.obj, "id"));
 	child_finish(&c, &r);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_str_eq(r.out, "corrald 0.1.0 pid 42 up 3m12s\n");
@@ -476,7 +490,7 @@ END_TEST
 START_TEST(test_kill)
 {
 	static const char *const spellings[][2] = {
-		{"TERM", "TERM"}, {"SIGTERM", "TERM"}, {"hup", "HUP"}, {"9", "KILL"}, {"15", "TERM"},
+	    {"TERM", "TERM"}, {"SIGTERM", "TERM"}, {"hup", "HUP"}, {"9", "KILL"}, {"15", "TERM"},
 	};
 	struct request req;
 	struct run r;
@@ -557,7 +571,7 @@ END_TEST
 START_TEST(test_other_ids_and_json)
 {
 	static const char reply[] =
-		"{\"id\":1, \"ok\":true, \"version\":\"9.9\", \"pid\":7, \"uptime_ms\":3400}";
+	    "{\"id\":1, \"ok\":true, \"version\":\"9.9\", \"pid\":7, \"uptime_ms\":3400}";
 	struct server s;
 	struct request req;
 	struct child c;
@@ -574,7 +588,8 @@ START_TEST(test_other_ids_and_json)
 	server_reply(cfd, -1, "%s", reply);
 	child_finish(&c, &r);
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_str_eq(r.out, "{\"id\":1, \"ok\":true, \"version\":\"9.9\", \"pid\":7, \"uptime_ms\":3400}\n");
+	ck_assert_str_eq(
+	    r.out, "{\"id\":1, \"ok\":true, \"version\":\"9.9\", \"pid\":7, \"uptime_ms\":3400}\n");
 	run_free(&r);
 	request_free(&req);
 	close(cfd);
@@ -629,7 +644,8 @@ START_TEST(test_call_data)
 	struct run r;
 
 	EXCHANGE(&r, &req,
-		 "{\"id\":%lld,\"ok\":true,\"worker\":1,\"duration_us\":12,\"result\":\"HELLO\\u0000!\"}",
+		 "{\"id\":%lld,\"ok\":true,\"worker\":1,\"duration_us\":12,\"result\":"
+		 "\"HELLO\\u0000!\"}",
 		 "call", "echo", "hello", "-k", "tenant1", "-t", "500");
 	ck_assert_str_eq(jstr(req.obj, "cmd"), "call");
 	ck_assert_str_eq(jstr(req.obj, "type"), "echo");
@@ -670,7 +686,8 @@ START_TEST(test_call_result_fd)
 	cfd = server_accept(&s);
 	server_read(cfd, &req);
 	fd = pattern_memfd(len, 3); /* its offset is at the end: corralctl must read from 0 */
-	server_reply(cfd, fd, "{\"id\":%lld,\"ok\":true,\"worker\":2,\"duration_us\":5,\"result_fd\":true}",
+	server_reply(cfd, fd,
+		     "{\"id\":%lld,\"ok\":true,\"worker\":2,\"duration_us\":5,\"result_fd\":true}",
 		     (long long)jint(req.obj, "id"));
 	child_finish(&c, &r);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
@@ -679,6 +696,40 @@ START_TEST(test_call_result_fd)
 	ck_assert_int_eq(pread(fd, want, len, 0), (ssize_t)len);
 	ck_assert_mem_eq(r.out, want, len);
 	free(want);
+	close(fd);
+	run_free(&r);
+	request_free(&req);
+	close(cfd);
+	server_stop(&s);
+}
+END_TEST
+
+/* The fd rides with its own reply line, not with lines for other ids before it. */
+START_TEST(test_call_result_fd_among_other_lines)
+{
+	struct server s;
+	struct request req;
+	struct child c;
+	struct run r;
+	int cfd, decoy, fd;
+	json_int_t id;
+
+	server_start(&s);
+	child_start(&c, -1, -1, "--socket", s.path, "call", "echo", "abc", NULL);
+	cfd = server_accept(&s);
+	server_read(cfd, &req);
+	id = jint(req.obj, "id");
+	decoy = pattern_memfd(10, 1);
+	fd = pattern_memfd(0, 0);
+	ck_assert_int_eq(write(fd, "the result", 10), 10);
+	server_reply(cfd, -1, "{\"id\":%lld,\"event\":{}}", (long long)id + 100);
+	server_reply(cfd, decoy, "{\"id\":%lld,\"ok\":true,\"result_fd\":true}", (long long)id + 1);
+	server_reply(cfd, -1, "{\"id\":%lld,\"event\":{}}", (long long)id + 100);
+	server_reply(cfd, fd, "{\"id\":%lld,\"ok\":true,\"result_fd\":true}", (long long)id);
+	child_finish(&c, &r);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	ck_assert_str_eq(r.out, "the result");
+	close(decoy);
 	close(fd);
 	run_free(&r);
 	request_free(&req);
@@ -1041,6 +1092,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_closed_and_too_long);
 	tcase_add_test(tc, test_call_data);
 	tcase_add_test(tc, test_call_result_fd);
+	tcase_add_test(tc, test_call_result_fd_among_other_lines);
 	tcase_add_test(tc, test_call_large_stdin);
 	tcase_add_test(tc, test_call_small_stdin);
 	tcase_add_test(tc, test_epipe);

@@ -60,7 +60,7 @@ static void send_raw(int s, const void *buf, size_t n, int fd, unsigned nfds)
 static struct frame_hdr mkhdr(uint16_t type, uint32_t len, uint32_t nfds)
 {
 	struct frame_hdr h = {
-		.version = PROTO_VERSION, .type = type, .len = len, .nfds = nfds, .call_id = 7};
+	    .version = PROTO_VERSION, .type = type, .len = len, .nfds = nfds, .call_id = 7};
 	return h;
 }
 
@@ -96,9 +96,9 @@ START_TEST(roundtrip_all_types)
 		for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
 			uint32_t flags = t == MSG_CALL ? CALL_F_MASK : t == MSG_RESULT ? 1 : 0;
 
-			ck_assert_int_eq(frame_send(sv[0], t, flags, UINT64_MAX - t, payload,
-						    lens[k], NULL, 0),
-					 0);
+			ck_assert_int_eq(
+			    frame_send(sv[0], t, flags, UINT64_MAX - t, payload, lens[k], NULL, 0),
+			    0);
 			ck_assert_int_eq(frame_recv(sv[1], &f), 1);
 			ck_assert_uint_eq(f.hdr.version, PROTO_VERSION);
 			ck_assert_uint_eq(f.hdr.type, t);

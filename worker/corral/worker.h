@@ -33,7 +33,9 @@
  *
  * Every function returns 0 (or a count) on success and a negative errno value
  * on failure; the library never logs, except that corral_worker_run() prints
- * one line to stderr before it returns a failure status.  Single-threaded: call
+ * one line to stderr before it returns a failure status.  -EPIPE (the daemon
+ * went away) and -EPROTO (it broke the protocol) mean the channel is gone:
+ * every later call fails the same way, so just return from the handler.  Single-threaded: call
  * these functions only from the handler, on the thread running
  * corral_worker_run().
  *

@@ -1,0 +1,48 @@
+/*
+ * sandbox.h - worker isolation: what the kernel offers (probed once at start),
+ * the precompiled seccomp filter, and the child-side setup that runs between
+ * clone and execve (async-signal-safe only: no malloc, no stdio, no locks).
+ */
+#ifndef CORRAL_SANDBOX_H
+#define CORRAL_SANDBOX_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct daemon;
+
+/* Everything the child needs, prepared by the parent before the clone. */
+struct sandbox_plan {
+	unsigned ns;		   /* NS_* bits to create */
+	bool switch_user;	   /* setresuid/setresgid before the user namespace */
+	uid_t uid;		   /* worker's uid outside (and inside) */
+	gid_t gid;
+	char *const *readonly;	   /* bind read-only, NULL-terminated */
+	char *const *tmpfs;	   /* fresh tmpfs, NULL-terminated */
+	const char *binds[2];	   /* extra files to bind read-only (the executables) */
+	const struct sock_fprog *filter; /* NULL: none */
+	const char *cgroup_procs; /* cgroup.procs file to join, or NULL */
+};
+
+/* Probe the layers this kernel and this daemon can apply (SB_* bits); logs what is missing. */
+unsigned sandbox_probe(struct daemon *d);
+
+/* The compiled "default" filter, or NULL when seccomp is unavailable. */
+const struct sock_fprog *sandbox_default_filter(void);
+
+/*
+ * Child side, after the user namespace exists: write uid/gid maps, then build
+ * the mount namespace and pivot into it.  Returns 0 or -errno; async-signal-safe.
+ */
+int sandbox_child_maps(const struct sandbox_plan *p);
+int sandbox_child_mounts(const struct sandbox_plan *p);
+
+/* Per-worker memory cgroup: create it (0) and return its cgroup.procs path in buf. */
+int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, char *buf, size_t len);
+/* Was the worker's cgroup OOM-killed?  Then remove the cgroup. */
+bool sandbox_cgroup_finish(uint64_t worker_id);
+
+#endif
