@@ -14,6 +14,7 @@
 
 #include "corral-config.h"
 #include "log.h"
+#include "metrics.h"
 #include "sandbox.h"
 #include "sd.h"
 #include "server.h"
@@ -266,6 +267,8 @@ int main(int argc, char **argv)
 	if (server_start(&d, d.socket_path, cfg) < 0)
 		return 1;
 	log_notice("corrald %s listening on %s", CORRAL_VERSION, d.socket_path);
+	if (cfg->metrics_listen)
+		d.metrics = metrics_start(&d, cfg->metrics_listen);
 	daemon_types_init(&d, d.cfg);
 	struct type_rt *t;
 	TAILQ_FOREACH(t, &d.types, entry)
@@ -279,6 +282,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 50 && !server_flush_all(d.server); i++)
 		usleep(2000);
 	sd_watchdog_stop();
+	metrics_free(d.metrics);
 	server_free(d.server, d.socket_path);
 	while (!TAILQ_EMPTY(&d.types)) {
 		t = TAILQ_FIRST(&d.types);
