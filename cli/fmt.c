@@ -212,7 +212,7 @@ static void fmt_table_row(const struct fmt_table *t, const char *const *row, con
 /* Print the headings (unless NULL) and every complete row with aligned columns. */
 void fmt_table_print(const struct fmt_table *t)
 {
-	size_t widths[FMT_TABLE_MAX_COLS];
+	size_t widths[FMT_TABLE_MAX_COLS] = {0};
 	size_t nrows = t->ncells / t->ncols;
 
 	if (t->ncols > FMT_TABLE_MAX_COLS)

@@ -216,8 +216,10 @@ static bool type_grow(struct type_rt *t, const char *key)
 	char err[256];
 	unsigned live, starting;
 
-	if (d->shutting_down || now_ms() < t->backoff_until_ms)
+	if (now_ms() < t->backoff_until_ms)
 		return false;
+	if (d->shutting_down && t->nworkers > 0)
+		return false; /* draining: only a type with no worker left may start one */
 	unsigned total = t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
 	if (t->retired)
 		return false;
@@ -288,7 +290,10 @@ void call_submit(struct call *c)
 	unsigned live, starting;
 	type_count_key(t, c->key, &live, &starting);
 	unsigned waiting = type_count_queued(t, c->key);
-	bool room = t->nqueued < p->queue || waiting < starting;
+	/* Calls a starting worker will take are not waiting in the queue proper. */
+	unsigned nstart = t->nstate[W_STARTING];
+	unsigned queued = t->nqueued - (t->nqueued < nstart ? t->nqueued : nstart);
+	bool room = queued < p->queue || waiting < starting;
 	if (!room) {
 		/* Past the queue: maybe a new worker can still take it. */
 		unsigned total = t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
@@ -472,7 +477,7 @@ static void worker_after_call(struct worker *w)
 	}
 	type_pump(w->type);
 	if (w->state == W_IDLE && !w->call)
-		worker_idle(w);
+		worker_idle(w); /* stops it when draining */
 }
 
 /* A doorbell: drain results, continue the payload. */

@@ -282,6 +282,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 50 && !server_flush_all(d.server); i++)
 		usleep(2000);
 	sd_watchdog_stop();
+	if (d.shutdown_timer)
+		event_free(d.shutdown_timer);
 	metrics_free(d.metrics);
 	server_free(d.server, d.socket_path);
 	while (!TAILQ_EMPTY(&d.types)) {

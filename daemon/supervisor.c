@@ -890,10 +890,34 @@ void type_reconcile(struct type_rt *t)
 	}
 }
 
-/* Begin the drain: no new calls, workers finish and stop, then exit 0. */
+/* The drain ran out of time: fail what still waits, kill what still runs. */
+static void daemon_on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct type_rt *t;
+	struct worker *w;
+	(void)fd;
+	(void)what;
+	log_warn("shutdown: drain timed out; killing %u workers", d->nworkers);
+	TAILQ_FOREACH(t, &d->types, entry)
+	while (!TAILQ_EMPTY(&t->queue))
+		call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
+				  "corrald shut down before the call could run");
+	TAILQ_FOREACH(t, &d->retired, entry)
+	while (!TAILQ_EMPTY(&t->queue))
+		call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
+				  "corrald shut down before the call could run");
+	TAILQ_FOREACH(w, &d->workers, dentry)
+	worker_kill(w, SIGKILL, "shutdown timeout");
+}
+
+/*
+ * Begin the drain: no new calls (the server refuses them), calls already
+ * accepted finish (queued ones too, on the workers there are), idle workers
+ * stop, busy ones stop after their call; exit 0 once every worker is reaped.
+ */
 void daemon_begin_shutdown(struct daemon *d, uint64_t timeout_ms)
 {
-	struct type_rt *t;
 	struct worker *w, *tmp;
 
 	if (d->shutting_down)
@@ -902,21 +926,13 @@ void daemon_begin_shutdown(struct daemon *d, uint64_t timeout_ms)
 	log_notice("shutting down: draining %u workers", d->nworkers);
 	sd_notifyf("STOPPING=1");
 	server_stop_accepting(d->server);
-	TAILQ_FOREACH(t, &d->types, entry)
-	{
-		while (!TAILQ_EMPTY(&t->queue))
-			call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
-					  "corrald is shutting down");
-	}
-	TAILQ_FOREACH(t, &d->retired, entry)
-	{
-		while (!TAILQ_EMPTY(&t->queue))
-			call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
-					  "corrald is shutting down");
-	}
+	d->shutdown_timer = evtimer_new(d->base, daemon_on_shutdown_timeout, d);
+	struct timeval tv = tv_ms(timeout_ms);
+	evtimer_add(d->shutdown_timer, &tv);
 	for (w = TAILQ_FIRST(&d->workers); w; w = tmp) {
 		tmp = TAILQ_NEXT(w, dentry);
-		worker_stop(w, timeout_ms);
+		if (!w->call && w->type->nqueued == 0)
+			worker_stop(w, timeout_ms);
 	}
 	daemon_check_exit(d);
 }
@@ -924,7 +940,18 @@ void daemon_begin_shutdown(struct daemon *d, uint64_t timeout_ms)
 /* Leave the loop once draining is complete. */
 void daemon_check_exit(struct daemon *d)
 {
-	if (d->shutting_down && d->nworkers == 0)
+	if (!d->shutting_down)
+		return;
+	struct type_rt *t;
+	TAILQ_FOREACH(t, &d->types, entry)
+	{
+		/* Queued calls with no worker left to serve them cannot finish. */
+		if (t->nworkers == 0)
+			while (!TAILQ_EMPTY(&t->queue))
+				call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
+						  "corrald shut down before the call could run");
+	}
+	if (d->nworkers == 0)
 		event_base_loopexit(d->base, NULL);
 }
 
