@@ -170,8 +170,11 @@ static unsigned long locked_flags(const char *path)
 	return f;
 }
 
-/* Bind src read-only at NEWROOT/src (a directory, a file, or a symlink recreated as such). */
-static int bind_ro(const char *src)
+/*
+ * Bind src read-only at NEWROOT/path (a directory, a file, or a symlink
+ * recreated as such).  src is path itself, or a /proc/self/fd/N link to it.
+ */
+static int bind_ro_from(const char *src, const char *path)
 {
 	char dst[4096], link[4096];
 	struct stat st;
@@ -179,7 +182,7 @@ static int bind_ro(const char *src)
 
 	if (lstat(src, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if ((r = s_join(dst, sizeof(dst), NEWROOT, src)) < 0)
+	if ((r = s_join(dst, sizeof(dst), NEWROOT, path)) < 0)
 		return r;
 	if (S_ISLNK(st.st_mode)) {
 		ssize_t n = readlink(src, link, sizeof(link) - 1);
@@ -210,6 +213,12 @@ static int bind_ro(const char *src)
 	return 0;
 }
 
+/* Bind a path read-only at the same path inside. */
+static int bind_ro(const char *path)
+{
+	return bind_ro_from(path, path);
+}
+
 /* Build the new root and pivot into it. */
 int sandbox_child_mounts(const struct sandbox_plan *p)
 {
@@ -220,18 +229,18 @@ int sandbox_child_mounts(const struct sandbox_plan *p)
 		return -errno;
 	if (mount("corral", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
 		return -errno;
-	for (char *const *ro = p->readonly; ro && *ro; ro++)
-		if ((r = bind_ro(*ro)) < 0)
-			return r;
-	for (int i = 0; i < 2; i++)
-		if (p->binds[i] && (r = bind_ro(p->binds[i])) < 0)
-			return r;
 	for (char *const *t = p->tmpfs; t && *t; t++) {
 		if ((r = s_join(dst, sizeof(dst), NEWROOT, *t)) < 0 || (r = mkdir_p(dst)) < 0)
 			return r;
 		if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m") < 0)
 			return -errno;
 	}
+	for (char *const *ro = p->readonly; ro && *ro; ro++)
+		if ((r = bind_ro(*ro)) < 0)
+			return r;
+	for (int i = 0; i < 2; i++)
+		if (p->binds[i] && (r = bind_ro(p->binds[i])) < 0)
+			return r;
 	/* A minimal /dev: null, zero, urandom bound from the host. */
 	static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/urandom"};
 	if ((r = s_join(dst, sizeof(dst), NEWROOT, "/dev")) < 0 || (r = mkdir_p(dst)) < 0)

@@ -22,7 +22,11 @@ struct sandbox_plan {
 	gid_t gid;
 	char *const *readonly;	   /* bind read-only, NULL-terminated */
 	char *const *tmpfs;	   /* fresh tmpfs, NULL-terminated */
-	const char *binds[2];	   /* extra files to bind read-only (the executables) */
+	const char *binds[2];	   /* extra paths to bind read-only (stdio programs, scripts) */
+	int exec_fd;		   /* O_PATH fd of the program to exec, opened by the daemon (the
+				      worker's uid may not be able to walk its directories, and
+				      the mount namespace need not show it); fd 6 in the child.
+				      -1: exec by path */
 	const struct sock_fprog *filter; /* NULL: none */
 	const char *cgroup_procs; /* cgroup.procs file to join, or NULL */
 };

@@ -143,7 +143,10 @@ static int child_final(void *arg)
 	if (p->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->filter) < 0)
 		child_fail(a, STEP_SECCOMP, errno);
 
-	execve(a->argv[0], a->argv, environ);
+	if (p->exec_fd >= 0)
+		syscall(SYS_execveat, 6, "", a->argv, environ, AT_EMPTY_PATH);
+	else
+		execve(a->argv[0], a->argv, environ);
 	child_fail(a, STEP_EXEC, errno);
 }
 
@@ -154,12 +157,17 @@ static int child_main(void *arg)
 	const struct sandbox_plan *p = a->plan;
 	int tmp[5], r;
 
-	/* Move everything out of the way of 0..5 first, then into place. */
+	/* Move everything out of the way of 0..6 first, then into place:
+	 * 0-4 the worker's fds, 5 the error pipe, 6 the program to exec (both
+	 * close-on-exec). */
+	int tmpx = -1;
 	for (int i = 0; i < 5; i++) {
 		tmp[i] = fcntl(a->src[i], F_DUPFD, 16);
 		if (tmp[i] < 0)
 			child_fail(a, STEP_DUP, errno);
 	}
+	if (p->exec_fd >= 0 && (tmpx = fcntl(p->exec_fd, F_DUPFD, 16)) < 0)
+		child_fail(a, STEP_DUP, errno);
 	int ep = fcntl(a->errpipe, F_DUPFD_CLOEXEC, 16);
 	if (ep < 0)
 		child_fail(a, STEP_DUP, errno);
@@ -170,8 +178,10 @@ static int child_main(void *arg)
 	if (dup3(ep, 5, O_CLOEXEC) < 0)
 		child_fail(a, STEP_DUP, errno);
 	a->errpipe = 5;
-	if (syscall(SYS_close_range, 6, ~0U, 0) < 0) {
-		for (int fd = 6; fd < 65536; fd++)
+	if (tmpx >= 0 && dup3(tmpx, 6, O_CLOEXEC) < 0)
+		child_fail(a, STEP_DUP, errno);
+	if (syscall(SYS_close_range, 7, ~0U, 0) < 0) {
+		for (int fd = 7; fd < 65536; fd++)
 			close(fd);
 	}
 	if (p->cgroup_procs && (r = -write_cgroup(p->cgroup_procs)) > 0)

@@ -140,6 +140,15 @@ static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
 	t->switch_user = t->uid != geteuid() || t->gid != getegid();
 	free(t->bind_exec);
 	t->bind_exec = NULL;
+	t->exec_is_script = false;
+	if (tc->mode == MODE_NATIVE && tc->exec && tc->exec[0]) {
+		char magic[2] = {0, 0};
+		int fd = open(tc->exec[0], O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			t->exec_is_script = read(fd, magic, 2) == 2 && magic[0] == '#' && magic[1] == '!';
+			close(fd);
+		}
+	}
 	if ((ns & NS_MOUNT) && tc->exec && tc->exec[0] &&
 	    !under_readonly(tc->sandbox.readonly, tc->exec[0]))
 		t->bind_exec = strdup(tc->exec[0]);
@@ -406,10 +415,16 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	    .tmpfs = tc->sandbox.tmpfs,
 	    .filter = t->use_filter ? sandbox_default_filter() : NULL,
 	};
-	if ((t->ns & NS_MOUNT) && tc->mode != MODE_NATIVE &&
-	    !under_readonly(tc->sandbox.readonly, d->worker_path))
-		plan.binds[0] = d->worker_path;
-	plan.binds[1] = t->bind_exec;
+	/* The program runs from an fd we open: no path walk as the worker's uid, and no
+	 * need for the mount namespace to show it.  Scripts need their path (#!). */
+	const char *prog = tc->mode == MODE_NATIVE ? tc->exec[0] : d->worker_path;
+	plan.exec_fd = t->exec_is_script ? -1 : open(prog, O_PATH | O_CLOEXEC);
+	if (t->ns & NS_MOUNT) {
+		if (plan.exec_fd < 0)
+			plan.binds[0] = under_readonly(tc->sandbox.readonly, prog) ? NULL : prog;
+		if (tc->mode == MODE_STDIO)
+			plan.binds[1] = t->bind_exec;
+	}
 	bool in_cgroup = false;
 	if (t->use_cgroup) {
 		int cr = sandbox_cgroup_create(id, tc->limits.memory_mb, procs, sizeof(procs));
@@ -421,8 +436,11 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 				 t->name, strerror(-cr));
 		}
 	}
-	if (spawn_worker_process(d, argv, sp[1], memfd, outp[1], errp[1], tc, &plan, &pid,
-				 errbuf, errlen) < 0) {
+	int sr = spawn_worker_process(d, argv, sp[1], memfd, outp[1], errp[1], tc, &plan, &pid,
+				      errbuf, errlen);
+	if (plan.exec_fd >= 0)
+		close(plan.exec_fd);
+	if (sr < 0) {
 		if (in_cgroup)
 			sandbox_cgroup_finish(id);
 		goto fail;
