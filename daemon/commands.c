@@ -88,8 +88,9 @@ static bool arg_int(struct client *c, json_t *id, json_t *req, const char *name,
 	}
 	json_int_t x = json_integer_value(v);
 	if (x < lo || x > hi) {
-		client_reply_error(c, id, "bad_request", "argument \"%s\" must be between %lld and "
-							 "%lld",
+		client_reply_error(c, id, "bad_request",
+				   "argument \"%s\" must be between %lld and "
+				   "%lld",
 				   name, (long long)lo, (long long)hi);
 		return false;
 	}
@@ -252,7 +253,8 @@ static void cmd_stop(struct client *c, json_t *id, json_t *req)
 	uint64_t wid;
 
 	if (!!wv == !!tv) {
-		client_reply_error(c, id, "bad_request", "stop needs one of \"worker\" or \"type\"");
+		client_reply_error(c, id, "bad_request",
+				   "stop needs one of \"worker\" or \"type\"");
 		return;
 	}
 	if (!arg_int(c, id, req, "timeout_ms", 0, TIMEOUT_MAX, 5000, &timeout))
@@ -441,7 +443,8 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 		if (n < 0) {
 			free(call->payload);
 			free(call);
-			client_reply_error(c, id, "bad_request", "\"payload_b64\" is not valid base64");
+			client_reply_error(c, id, "bad_request",
+					   "\"payload_b64\" is not valid base64");
 			return;
 		}
 		call->payload_len = (size_t)n;
@@ -498,7 +501,8 @@ static void cmd_logs(struct client *c, json_t *id, json_t *req)
 	struct type_rt *t = NULL;
 
 	if (!!wv == !!tv) {
-		client_reply_error(c, id, "bad_request", "logs needs one of \"worker\" or \"type\"");
+		client_reply_error(c, id, "bad_request",
+				   "logs needs one of \"worker\" or \"type\"");
 		return;
 	}
 	if (!arg_int(c, id, req, "lines", 0, 100000, 100, &nlines))
@@ -507,7 +511,8 @@ static void cmd_logs(struct client *c, json_t *id, json_t *req)
 		if (!arg_worker(c, id, req, &wid))
 			return;
 		if (wid > d->next_worker_id) {
-			client_reply_error(c, id, "no_such_worker", "no worker %llu was ever started",
+			client_reply_error(c, id, "no_such_worker",
+					   "no worker %llu was ever started",
 					   (unsigned long long)wid);
 			return;
 		}
@@ -570,15 +575,15 @@ static void cmd_stats(struct client *c, json_t *id, json_t *req)
 	struct type_rt *t;
 	TAILQ_FOREACH(t, &d->types, entry)
 	queued += t->nqueued;
-	client_reply_ok(
-	    c, id,
-	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "spawned",
-		      (json_int_t)s->spawned, "exited", (json_int_t)s->exited, "crashed",
-		      (json_int_t)s->crashed, "restarts", (json_int_t)s->restarts, "calls_ok",
-		      (json_int_t)s->calls_ok, "calls_failed", (json_int_t)s->calls_failed, "queued",
-		      (json_int_t)queued, "workers", (json_int_t)d->nworkers, "call_p50_us",
-		      (json_int_t)stats_percentile(s, 0.50), "call_p99_us",
-		      (json_int_t)stats_percentile(s, 0.99)));
+	client_reply_ok(c, id,
+			json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "spawned",
+				  (json_int_t)s->spawned, "exited", (json_int_t)s->exited,
+				  "crashed", (json_int_t)s->crashed, "restarts",
+				  (json_int_t)s->restarts, "calls_ok", (json_int_t)s->calls_ok,
+				  "calls_failed", (json_int_t)s->calls_failed, "queued",
+				  (json_int_t)queued, "workers", (json_int_t)d->nworkers,
+				  "call_p50_us", (json_int_t)stats_percentile(s, 0.50),
+				  "call_p99_us", (json_int_t)stats_percentile(s, 0.99)));
 }
 
 /* watch: ok, then state-change events until the client leaves. */
@@ -627,12 +632,17 @@ static const struct cmd_arg stop_args[] = {
     {"worker", JSON_INTEGER}, {"type", JSON_STRING}, {"timeout_ms", JSON_INTEGER}, {NULL, 0}};
 static const struct cmd_arg kill_args[] = {
     {"worker", JSON_INTEGER}, {"signal", JSON_STRING}, {NULL, 0}};
-static const struct cmd_arg call_args[] = {
-    {"type", JSON_STRING},	  {"payload", JSON_STRING}, {"payload_b64", JSON_STRING},
-    {"payload_fd", JSON_TRUE},	  {"timeout_ms", JSON_INTEGER}, {"key", JSON_STRING},
-    {NULL, 0}};
-static const struct cmd_arg logs_args[] = {{"worker", JSON_INTEGER}, {"type", JSON_STRING},
-					   {"lines", JSON_INTEGER},  {"follow", JSON_TRUE},
+static const struct cmd_arg call_args[] = {{"type", JSON_STRING},
+					   {"payload", JSON_STRING},
+					   {"payload_b64", JSON_STRING},
+					   {"payload_fd", JSON_TRUE},
+					   {"timeout_ms", JSON_INTEGER},
+					   {"key", JSON_STRING},
+					   {NULL, 0}};
+static const struct cmd_arg logs_args[] = {{"worker", JSON_INTEGER},
+					   {"type", JSON_STRING},
+					   {"lines", JSON_INTEGER},
+					   {"follow", JSON_TRUE},
 					   {NULL, 0}};
 static const struct cmd_arg shutdown_args[] = {{"timeout_ms", JSON_INTEGER}, {NULL, 0}};
 

@@ -65,7 +65,8 @@ struct limits_config {
 struct sandbox_config {
 	unsigned namespaces; /* NS_* bits; default NS_ALL */
 	enum seccomp_mode seccomp;
-	char **readonly; /* NULL-terminated; default the existing ones of /usr /bin /sbin /lib /lib64 /etc */
+	char **readonly; /* NULL-terminated; default the existing ones of /usr /bin /sbin /lib
+			    /lib64 /etc */
 	char **tmpfs;	 /* NULL-terminated; default /tmp */
 	bool network;	 /* default false */
 	char *user;	 /* NULL: default (nobody as root, else our own uid) */
@@ -85,12 +86,12 @@ struct type_config {
 };
 
 struct config {
-	char *socket_path;  /* NULL when not given */
+	char *socket_path;    /* NULL when not given */
 	unsigned socket_mode; /* default 0660 */
 	char *socket_group;   /* NULL when not given */
 	uid_t *allow_uids;
 	size_t n_allow_uids;
-	char **allow_groups; /* NULL-terminated */
+	char **allow_groups;  /* NULL-terminated */
 	char *metrics_listen; /* NULL when not given */
 	struct type_config *types;
 	size_t ntypes;

@@ -51,29 +51,29 @@ struct loghist {
 
 /* A call in flight: from the client's request to its one reply. */
 struct call {
-	TAILQ_ENTRY(call) qentry;	/* type queue */
-	LIST_ENTRY(call) centry;	/* client's list of its calls */
+	TAILQ_ENTRY(call) qentry; /* type queue */
+	LIST_ENTRY(call) centry;  /* client's list of its calls */
 	struct daemon *d;
-	struct client *client;		/* NULL once the client left */
-	json_t *req_id;			/* the request's id */
+	struct client *client; /* NULL once the client left */
+	json_t *req_id;	       /* the request's id */
 	struct type_rt *type;
-	struct worker *worker;		/* set while a worker serves it */
+	struct worker *worker; /* set while a worker serves it */
 	char *key;
-	uint64_t seq;			/* call id on the worker wire */
+	uint64_t seq; /* call id on the worker wire */
 	uint64_t start_us;
-	struct event *timer;		/* timeout */
+	struct event *timer; /* timeout */
 	bool queued;
-	bool text;			/* payload came as a string */
-	bool want_fd;			/* payload came as an fd: result goes back as an fd */
+	bool text;    /* payload came as a string */
+	bool want_fd; /* payload came as an fd: result goes back as an fd */
 	/* payload */
 	uint8_t *payload;
 	size_t payload_len;
-	size_t payload_off;		/* bytes written into the ring */
+	size_t payload_off; /* bytes written into the ring */
 	int payload_fd;
 	/* result */
 	uint8_t *res;
 	size_t res_len, res_cap;
-	int res_memfd;			/* result spilled past the inline limit */
+	int res_memfd; /* result spilled past the inline limit */
 	uint64_t res_total;
 	bool res_too_large;
 };
@@ -82,8 +82,8 @@ TAILQ_HEAD(callq, call);
 
 /* A worker process and its channels. */
 struct worker {
-	TAILQ_ENTRY(worker) tentry;	/* type's worker list */
-	TAILQ_ENTRY(worker) dentry;	/* daemon's worker list */
+	TAILQ_ENTRY(worker) tentry; /* type's worker list */
+	TAILQ_ENTRY(worker) dentry; /* daemon's worker list */
 	struct daemon *d;
 	struct type_rt *type;
 	uint64_t id;
@@ -96,19 +96,19 @@ struct worker {
 	int out_fd, err_fd;
 	struct ring_area ring;
 	struct event *ev_sock, *ev_out, *ev_err;
-	struct event *timer;		/* start timeout, stop timeout, or idle timeout */
-	struct event *healthy_timer;	/* resets the type's backoff */
+	struct event *timer;	     /* start timeout, stop timeout, or idle timeout */
+	struct event *healthy_timer; /* resets the type's backoff */
 	struct call *call;
-	struct spawn_req *spawn_req;	/* a `spawn` command waiting for readiness */
-	char *outbuf[2];		/* partial log lines, stdout / stderr */
+	struct spawn_req *spawn_req; /* a `spawn` command waiting for readiness */
+	char *outbuf[2];	     /* partial log lines, stdout / stderr */
 	size_t outlen[2];
 	bool reaped;
-	bool stop_requested;		/* stop/recycle/idle: not a crash */
-	bool killed_by_us;		/* a timeout or a protocol violation */
+	bool stop_requested; /* stop/recycle/idle: not a crash */
+	bool killed_by_us;   /* a timeout or a protocol violation */
 	bool start_timed_out;
 	bool replaces_crash;
 	char reason[160];
-	int sent_signal;		/* last signal `kill` sent (pid-1 workers exit 128+N) */
+	int sent_signal; /* last signal `kill` sent (pid-1 workers exit 128+N) */
 	bool in_cgroup;
 	int wstatus;
 };
@@ -132,18 +132,18 @@ struct type_rt {
 	TAILQ_ENTRY(type_rt) entry;
 	struct daemon *d;
 	const struct type_config *cfg;
-	struct config_holder *holder;	/* keeps cfg alive */
+	struct config_holder *holder; /* keeps cfg alive */
 	char *name;
-	bool retired;			/* removed or replaced by reload: drains */
-	bool min_paused;		/* `stop TYPE` pauses the min refill */
-	bool restarts_pending;		/* the next spawn replaces a crashed worker */
+	bool retired;	       /* removed or replaced by reload: drains */
+	bool min_paused;       /* `stop TYPE` pauses the min refill */
+	bool restarts_pending; /* the next spawn replaces a crashed worker */
 	struct workerq workers;
-	unsigned nworkers;		/* alive: not yet reaped */
+	unsigned nworkers; /* alive: not yet reaped */
 	unsigned nstate[W_NSTATES];
 	struct callq queue;
 	unsigned nqueued;
 	/* restart policy */
-	uint64_t *crash_ts;		/* ring of the last burst+1 crash times */
+	uint64_t *crash_ts; /* ring of the last burst+1 crash times */
 	unsigned ncrash, crash_pos;
 	unsigned backoff_level;
 	uint64_t backoff_until_ms;
@@ -151,12 +151,12 @@ struct type_rt {
 	struct loghist logs;
 	/* sandbox layers */
 	unsigned sb_active, sb_missing;
-	unsigned ns;			/* namespaces applied (NS_*) */
+	unsigned ns; /* namespaces applied (NS_*) */
 	bool use_filter, use_cgroup, switch_user;
-	bool exec_is_script;		/* native exec[0] starts with #!: exec by path */
+	bool exec_is_script; /* native exec[0] starts with #!: exec by path */
 	uid_t uid;
 	gid_t gid;
-	char *bind_exec;		/* exec[0] to bind into the mount namespace, or NULL */
+	char *bind_exec; /* exec[0] to bind into the mount namespace, or NULL */
 };
 
 TAILQ_HEAD(typeq, type_rt);
@@ -170,7 +170,7 @@ struct config_holder {
 /* Daemon-wide counters for `stats`. */
 struct stats {
 	uint64_t spawned, exited, crashed, restarts, calls_ok, calls_failed;
-	uint64_t hist[64 * 8];		/* call durations, log-linear buckets */
+	uint64_t hist[64 * 8]; /* call durations, log-linear buckets */
 	uint64_t hist_n;
 };
 
@@ -180,7 +180,7 @@ struct daemon {
 	char *config_path;
 	char *socket_path;
 	char *worker_path;
-	struct typeq types;		/* active */
+	struct typeq types; /* active */
 	struct typeq retired;
 	struct workerq workers;
 	unsigned nworkers;
@@ -196,7 +196,7 @@ struct daemon {
 	struct event *ev_sigchld, *ev_sigterm, *ev_sigint, *ev_sighup;
 	struct sd *sd;
 	struct metrics *metrics;
-	unsigned sb_available;		/* layers the kernel offers */
+	unsigned sb_available; /* layers the kernel offers */
 	void *spawn_stack, *spawn_stack2;
 	size_t spawn_stack_size;
 };
@@ -255,7 +255,7 @@ unsigned type_sandbox_layers(const struct type_config *tc, unsigned available);
 /* dispatch.c */
 void call_submit(struct call *c);
 void call_finish_error(struct call *c, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void call_free(struct call *c);
 void type_pump(struct type_rt *t);
 struct frame;
@@ -277,6 +277,5 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 			 int errw, const struct type_config *tc, const struct sandbox_plan *plan,
 			 pid_t *ret_pid, char *errbuf, size_t errlen);
 char *spawn_find_worker_binary(void);
-
 
 #endif

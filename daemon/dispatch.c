@@ -306,8 +306,9 @@ void call_submit(struct call *c)
 					  "type %s is in crash-loop backoff and its queue is full",
 					  t->name);
 		else
-			call_finish_error(c, "busy", "type %s: all %u workers busy and %u calls "
-						     "queued",
+			call_finish_error(c, "busy",
+					  "type %s: all %u workers busy and %u calls "
+					  "queued",
 					  t->name, p->max, t->nqueued);
 		return;
 	}
@@ -582,9 +583,10 @@ void worker_on_result(struct worker *w, struct frame *f)
 		json_t *o = json_pack("{s:O,s:b,s:I,s:I}", "id", c->req_id, "ok", 1, "worker",
 				      (json_int_t)w->id, "duration_us", (json_int_t)dur);
 		if (rfd < 0 && c->res_memfd < 0 && !c->want_fd) {
-			json_t *s = c->text ? json_stringn((const char *)(c->res ? (char *)c->res : ""),
-							   c->res_len)
-					    : NULL;
+			json_t *s = c->text
+					? json_stringn((const char *)(c->res ? (char *)c->res : ""),
+						       c->res_len)
+					: NULL;
 			if (s) {
 				json_object_set_new(o, "result", s);
 			} else {

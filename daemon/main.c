@@ -67,7 +67,8 @@ void daemon_notify_status(struct daemon *d)
 	last_ms = now;
 	last_workers = d->nworkers;
 	sd_notifyf("STATUS=%u workers, %llu calls ok, %llu failed", d->nworkers,
-		   (unsigned long long)d->stats.calls_ok, (unsigned long long)d->stats.calls_failed);
+		   (unsigned long long)d->stats.calls_ok,
+		   (unsigned long long)d->stats.calls_failed);
 }
 
 /* Re-read the config file; NULL with *ret_errors when it is rejected. */

@@ -54,7 +54,7 @@ static void mclient_free(struct mclient *c)
 
 /* Append printf output to a growing buffer. */
 static void buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static void buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 {
 	va_list ap;
@@ -119,8 +119,9 @@ static char *metrics_render(struct daemon *d, size_t *ret_len)
 			buf_printf(&b, &len, &cap, "corral_workers{type=\"%s\",state=\"%s\"} %u\n",
 				   t->name, wstate_names[st], t->nstate[st]);
 	}
-	buf_printf(&b, &len, &cap, "# HELP corral_queued_calls Calls waiting for a worker.\n"
-				   "# TYPE corral_queued_calls gauge\n");
+	buf_printf(&b, &len, &cap,
+		   "# HELP corral_queued_calls Calls waiting for a worker.\n"
+		   "# TYPE corral_queued_calls gauge\n");
 	TAILQ_FOREACH(t, &d->types, entry)
 	buf_printf(&b, &len, &cap, "corral_queued_calls{type=\"%s\"} %u\n", t->name, t->nqueued);
 	*ret_len = len;
@@ -191,7 +192,8 @@ static void mclient_on_io(evutil_socket_t fd, short what, void *arg)
 		event_add(c->ev, &tv);
 		return;
 	}
-	ssize_t n = send(fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t n =
+	    send(fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0)
@@ -199,7 +201,7 @@ static void mclient_on_io(evutil_socket_t fd, short what, void *arg)
 	if (n <= 0 || c->outoff == c->outlen)
 		mclient_free(c);
 	return;
-bad: {
+bad : {
 	static const char resp[] = "HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\n";
 	ssize_t w = send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;

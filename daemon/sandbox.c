@@ -283,15 +283,47 @@ const struct sock_fprog *sandbox_default_filter(void)
 static bool compile_default_filter(void)
 {
 	static const char *const denied[] = {
-	    "ptrace",	      "mount",	       "umount2",	 "kexec_load",	  "kexec_file_load",
-	    "bpf",	      "perf_event_open", "keyctl",	 "add_key",	  "request_key",
-	    "unshare",	      "setns",	       "pivot_root",	 "chroot",	  "init_module",
-	    "finit_module",   "delete_module", "reboot",	 "swapon",	  "swapoff",
-	    "open_by_handle_at", "userfaultfd", "io_uring_setup", "fsopen",	  "fsmount",
-	    "move_mount",     "open_tree",     "process_vm_readv", "process_vm_writev",
-	    "acct",	      "settimeofday",  "clock_settime",	 "adjtimex",	  "sethostname",
-	    "setdomainname", "iopl",	       "ioperm",	 "quotactl",	  "lookup_dcookie",
-	    "name_to_handle_at", "vhangup",
+	    "ptrace",
+	    "mount",
+	    "umount2",
+	    "kexec_load",
+	    "kexec_file_load",
+	    "bpf",
+	    "perf_event_open",
+	    "keyctl",
+	    "add_key",
+	    "request_key",
+	    "unshare",
+	    "setns",
+	    "pivot_root",
+	    "chroot",
+	    "init_module",
+	    "finit_module",
+	    "delete_module",
+	    "reboot",
+	    "swapon",
+	    "swapoff",
+	    "open_by_handle_at",
+	    "userfaultfd",
+	    "io_uring_setup",
+	    "fsopen",
+	    "fsmount",
+	    "move_mount",
+	    "open_tree",
+	    "process_vm_readv",
+	    "process_vm_writev",
+	    "acct",
+	    "settimeofday",
+	    "clock_settime",
+	    "adjtimex",
+	    "sethostname",
+	    "setdomainname",
+	    "iopl",
+	    "ioperm",
+	    "quotactl",
+	    "lookup_dcookie",
+	    "name_to_handle_at",
+	    "vhangup",
 	};
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
@@ -310,8 +342,8 @@ static bool compile_default_filter(void)
 	ok = ok && seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(socketpair), 1,
 				    SCMP_A0(SCMP_CMP_NE, AF_UNIX)) == 0;
 	/* New namespaces through clone's flags; clone3 hides them in memory: ENOSYS -> clone. */
-	static const unsigned long nsflags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,
-						CLONE_NEWNET,  CLONE_NEWIPC, CLONE_NEWUTS,
+	static const unsigned long nsflags[] = {CLONE_NEWUSER,	CLONE_NEWNS,  CLONE_NEWPID,
+						CLONE_NEWNET,	CLONE_NEWIPC, CLONE_NEWUTS,
 						CLONE_NEWCGROUP};
 	for (size_t i = 0; ok && i < sizeof(nsflags) / sizeof(nsflags[0]); i++)
 		ok = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 1,
@@ -393,7 +425,8 @@ int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, char *buf, siz
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	snprintf(val, sizeof(val), "%llu", (unsigned long long)memory_mb << 20);
-	snprintf(file, sizeof(file), "%s/%s", dir, cgroup_v2 ? "memory.max" : "memory.limit_in_bytes");
+	snprintf(file, sizeof(file), "%s/%s", dir,
+		 cgroup_v2 ? "memory.max" : "memory.limit_in_bytes");
 	if (write_file(file, val) < 0) {
 		rmdir(dir);
 		return -EIO;
@@ -418,7 +451,8 @@ bool sandbox_cgroup_finish(uint64_t worker_id)
 		return false;
 	snprintf(dir, sizeof(dir), "%s/corral-%d-%llu", cgroup_base, (int)getpid(),
 		 (unsigned long long)worker_id);
-	snprintf(file, sizeof(file), "%s/%s", dir, cgroup_v2 ? "memory.events" : "memory.oom_control");
+	snprintf(file, sizeof(file), "%s/%s", dir,
+		 cgroup_v2 ? "memory.events" : "memory.oom_control");
 	FILE *f = fopen(file, "re");
 	if (f) {
 		while (fgets(line, sizeof(line), f)) {

@@ -16,19 +16,19 @@ struct daemon;
 
 /* Everything the child needs, prepared by the parent before the clone. */
 struct sandbox_plan {
-	unsigned ns;		   /* NS_* bits to create */
-	bool switch_user;	   /* setresuid/setresgid before the user namespace */
-	uid_t uid;		   /* worker's uid outside (and inside) */
+	unsigned ns;	  /* NS_* bits to create */
+	bool switch_user; /* setresuid/setresgid before the user namespace */
+	uid_t uid;	  /* worker's uid outside (and inside) */
 	gid_t gid;
-	char *const *readonly;	   /* bind read-only, NULL-terminated */
-	char *const *tmpfs;	   /* fresh tmpfs, NULL-terminated */
-	const char *binds[2];	   /* extra paths to bind read-only (stdio programs, scripts) */
-	int exec_fd;		   /* O_PATH fd of the program to exec, opened by the daemon (the
-				      worker's uid may not be able to walk its directories, and
-				      the mount namespace need not show it); fd 6 in the child.
-				      -1: exec by path */
+	char *const *readonly; /* bind read-only, NULL-terminated */
+	char *const *tmpfs;    /* fresh tmpfs, NULL-terminated */
+	const char *binds[2];  /* extra paths to bind read-only (stdio programs, scripts) */
+	int exec_fd;	       /* O_PATH fd of the program to exec, opened by the daemon (the
+				  worker's uid may not be able to walk its directories, and
+				  the mount namespace need not show it); fd 6 in the child.
+				  -1: exec by path */
 	const struct sock_fprog *filter; /* NULL: none */
-	const char *cgroup_procs; /* cgroup.procs file to join, or NULL */
+	const char *cgroup_procs;	 /* cgroup.procs file to join, or NULL */
 };
 
 /* Probe the layers this kernel and this daemon can apply (SB_* bits); logs what is missing. */

@@ -66,8 +66,8 @@ void sd_notifyf(const char *fmt, ...)
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
-	if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
-		   salen) < 0)
+	if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa, salen) <
+	    0)
 		log_debug("sd_notify: %s", strerror(errno));
 	close(fd);
 }

@@ -126,7 +126,8 @@ static int listen_on(const char *path, unsigned mode, const char *group)
 	if (group) {
 		struct group *gr = getgrnam(group);
 		if (!gr)
-			log_warn("socket group %s does not exist; leaving the socket's group", group);
+			log_warn("socket group %s does not exist; leaving the socket's group",
+				 group);
 		else if (chown(path, (uid_t)-1, gr->gr_gid) < 0)
 			log_warn("chown %s to group %s: %s", path, group, strerror(errno));
 	}
@@ -162,7 +163,8 @@ void server_set_acl(struct server *s, const struct config *cfg)
 		for (size_t i = 0; s->allow_gids && i < ng; i++) {
 			struct group *gr = getgrnam(cfg->allow_groups[i]);
 			if (!gr) {
-				log_warn("allow.groups: group %s does not exist", cfg->allow_groups[i]);
+				log_warn("allow.groups: group %s does not exist",
+					 cfg->allow_groups[i]);
 				continue;
 			}
 			s->allow_gids[s->n_allow_gids++] = gr->gr_gid;
@@ -642,8 +644,7 @@ static void client_dispatch(struct client *c, const char *line, size_t len)
 	id = json_object_get(req, "id");
 	if (!id || !(json_is_string(id) || json_is_number(id))) {
 		client_reply_error(c, NULL, "bad_request",
-				   id ? "\"id\" must be a number or a string"
-				      : "missing \"id\"");
+				   id ? "\"id\" must be a number or a string" : "missing \"id\"");
 		json_decref(req);
 		return;
 	}
@@ -829,8 +830,7 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 				return;
 			c->closing = true;
 			event_del(c->ev_rd);
-			if (TAILQ_EMPTY(&c->out) && LIST_EMPTY(&c->calls) &&
-			    LIST_EMPTY(&c->spawns))
+			if (TAILQ_EMPTY(&c->out) && LIST_EMPTY(&c->calls) && LIST_EMPTY(&c->spawns))
 				client_drop(c);
 			return;
 		}
@@ -891,9 +891,9 @@ void server_emit_log(struct daemon *d, const struct type_rt *t, const struct log
 			struct follow *f = &c->follows[i];
 			if (f->worker ? f->worker != l->worker : strcmp(f->type, t->name) != 0)
 				continue;
-			client_send(c, json_pack("{s:O,s:o}", "id", f->id, "event",
-						 logline_to_json(l)),
-				    -1);
+			client_send(
+			    c, json_pack("{s:O,s:o}", "id", f->id, "event", logline_to_json(l)),
+			    -1);
 			break;
 		}
 	}

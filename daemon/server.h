@@ -53,7 +53,7 @@ struct client {
 	size_t outbytes;
 	LIST_HEAD(, call) calls;
 	LIST_HEAD(, spawn_req) spawns;
-	json_t *watch_id;   /* non-NULL: a `watch` stream */
+	json_t *watch_id; /* non-NULL: a `watch` stream */
 	struct follow *follows;
 	unsigned nfollows;
 	bool closing; /* close once the output is flushed */
@@ -92,7 +92,7 @@ void client_send(struct client *c, json_t *obj, int fd);
 void client_reply_ok(struct client *c, json_t *id, json_t *extra);
 /* {"id":id,"ok":false,"error":{code,message}} */
 void client_reply_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* A worker changed state: tell every `watch` client. */
 void server_emit_watch(struct daemon *d, const struct worker *w, const char *reason);

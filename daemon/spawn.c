@@ -44,7 +44,7 @@ struct child_args {
 	int errpipe;
 	const struct type_config *tc;
 	const struct sandbox_plan *plan;
-	void *stack2;	  /* stack of the namespaced grandchild */
+	void *stack2; /* stack of the namespaced grandchild */
 	size_t stack2_size;
 	bool nproc_limit;
 	pid_t worker_pid; /* the grandchild, when namespaces put the worker one level down */
@@ -343,8 +343,7 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 	while (n < 0 && errno == EINTR);
 	close(pipefd[0]);
 	if (n == (ssize_t)sizeof(msg)) {
-		snprintf(errbuf, errlen, "%s %s: %s", step_name(msg[0]), argv[0],
-			 strerror(msg[1]));
+		snprintf(errbuf, errlen, "%s %s: %s", step_name(msg[0]), argv[0], strerror(msg[1]));
 		/* The child has already exited 127: collect it here, not in the reaper. */
 		while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;

@@ -110,8 +110,8 @@ static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
 	if (!d->uid_root && !(ns & NS_USER))
 		ns = 0;
 	t->ns = ns;
-	t->use_filter = tc->sandbox.seccomp != SECCOMP_NONE && (avail & SB_SECCOMP) &&
-			sandbox_default_filter();
+	t->use_filter =
+	    tc->sandbox.seccomp != SECCOMP_NONE && (avail & SB_SECCOMP) && sandbox_default_filter();
 	t->use_cgroup = tc->limits.memory_mb && (avail & SB_CGROUP);
 	t->uid = geteuid();
 	t->gid = getegid();
@@ -145,15 +145,16 @@ static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
 		char magic[2] = {0, 0};
 		int fd = open(tc->exec[0], O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
-			t->exec_is_script = read(fd, magic, 2) == 2 && magic[0] == '#' && magic[1] == '!';
+			t->exec_is_script =
+			    read(fd, magic, 2) == 2 && magic[0] == '#' && magic[1] == '!';
 			close(fd);
 		}
 	}
 	if ((ns & NS_MOUNT) && tc->exec && tc->exec[0] &&
 	    !under_readonly(tc->sandbox.readonly, tc->exec[0]))
 		t->bind_exec = strdup(tc->exec[0]);
-	t->sb_active = SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) |
-		       (t->use_cgroup ? SB_CGROUP : 0);
+	t->sb_active =
+	    SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) | (t->use_cgroup ? SB_CGROUP : 0);
 	t->sb_missing = want & ~t->sb_active;
 }
 
@@ -350,8 +351,8 @@ static void type_note_crash(struct type_rt *t)
 	t->backoff_until_ms = now + delay;
 	struct timeval tv = tv_ms(delay);
 	evtimer_add(t->backoff_timer, &tv);
-	log_warn("type %s: crash loop (%u crashes within %llu ms); next spawn in %llu ms",
-		 t->name, recent, (unsigned long long)r->interval_ms, (unsigned long long)delay);
+	log_warn("type %s: crash loop (%u crashes within %llu ms); next spawn in %llu ms", t->name,
+		 recent, (unsigned long long)r->interval_ms, (unsigned long long)delay);
 }
 
 /* Spawns are allowed now (not waiting out a backoff delay). */
@@ -712,9 +713,8 @@ static void worker_on_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	case W_IDLE: {
 		const struct type_rt *t = w->type;
-		unsigned min = t->cfg->pool.isolate == ISOLATE_KEY || t->min_paused
-				   ? 0
-				   : t->cfg->pool.min;
+		unsigned min =
+		    t->cfg->pool.isolate == ISOLATE_KEY || t->min_paused ? 0 : t->cfg->pool.min;
 		if (type_live(t) > min)
 			worker_stop(w, 5000);
 		break;
@@ -882,8 +882,7 @@ void type_reconcile(struct type_rt *t)
 	struct daemon *d = t->d;
 	char err[256];
 
-	if (t->retired || d->shutting_down || t->min_paused ||
-	    t->cfg->pool.isolate == ISOLATE_KEY)
+	if (t->retired || d->shutting_down || t->min_paused || t->cfg->pool.isolate == ISOLATE_KEY)
 		return;
 	if (!type_may_spawn(t))
 		return;

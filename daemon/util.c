@@ -85,8 +85,11 @@ void utf8_sanitize(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
 	while (*p) {
-		unsigned n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
-			 : (*p & 0xf8) == 0xf0 ? 3 : 4;
+		unsigned n = *p < 0x80		   ? 0
+			     : (*p & 0xe0) == 0xc0 ? 1
+			     : (*p & 0xf0) == 0xe0 ? 2
+			     : (*p & 0xf8) == 0xf0 ? 3
+						   : 4;
 		if (n == 4 || (n == 1 && *p < 0xc2)) {
 			*p++ = '?';
 			continue;
