@@ -339,7 +339,9 @@ static void cmd_kill(struct client *c, json_t *id, json_t *req)
 				   (unsigned long long)wid);
 		return;
 	}
+	/* Asked for: if it dies of it, that is no crash (no backoff), though min refills. */
 	w->sent_signal = sig;
+	w->killed_by_us = true;
 	worker_kill(w, sig, NULL);
 	client_reply_ok(c, id, NULL);
 }

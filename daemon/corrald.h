@@ -104,7 +104,8 @@ struct worker {
 	size_t outlen[2];
 	bool reaped;
 	bool stop_requested; /* stop/recycle/idle: not a crash */
-	bool killed_by_us;   /* a timeout or a protocol violation */
+	bool killed_by_us;		/* a timeout or `kill`: not a crash */
+	bool faulted;			/* a protocol violation: a crash */
 	bool start_timed_out;
 	bool replaces_crash;
 	char reason[160];
@@ -229,6 +230,7 @@ struct worker *daemon_find_worker(struct daemon *d, uint64_t id);
 struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, size_t errlen);
 void worker_stop(struct worker *w, uint64_t timeout_ms);
 void worker_kill(struct worker *w, int sig, const char *why);
+void worker_fault(struct worker *w, const char *code, const char *what);
 void type_reconcile(struct type_rt *t);
 void daemon_reap(struct daemon *d);
 bool type_in_backoff(const struct type_rt *t);

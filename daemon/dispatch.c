@@ -290,10 +290,11 @@ void call_submit(struct call *c)
 	unsigned live, starting;
 	type_count_key(t, c->key, &live, &starting);
 	unsigned waiting = type_count_queued(t, c->key);
-	/* Calls a starting worker will take are not waiting in the queue proper. */
-	unsigned nstart = t->nstate[W_STARTING];
+	/* Calls a starting worker will take are not waiting in the queue proper
+	 * (unless the type crash-loops: its starting workers are no promise). */
+	unsigned nstart = type_in_backoff(t) ? 0 : t->nstate[W_STARTING];
 	unsigned queued = t->nqueued - (t->nqueued < nstart ? t->nqueued : nstart);
-	bool room = queued < p->queue || waiting < starting;
+	bool room = queued < p->queue || (!type_in_backoff(t) && waiting < starting);
 	if (!room) {
 		/* Past the queue: maybe a new worker can still take it. */
 		unsigned total = t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
@@ -486,10 +487,7 @@ void worker_on_doorbell(struct worker *w)
 {
 	bool oom = false;
 	if (worker_rx_drain(w, &oom) < 0 || worker_tx_pump(w) < 0) {
-		worker_kill(w, SIGKILL, NULL);
-		w->killed_by_us = true;
-		event_del(w->ev_sock);
-		worker_fail_call(w, "worker_error", "the worker corrupted its ring");
+		worker_fault(w, "worker_error", "corrupt ring");
 		return;
 	}
 	if (oom && w->call) {
@@ -636,14 +634,7 @@ done:
 	worker_after_call(w);
 	return;
 fault:
-	log_warn("%s worker %llu: %s; killing it", w->type->name, (unsigned long long)w->id, why);
-	worker_kill(w, SIGKILL, NULL);
-	w->killed_by_us = true;
-	event_del(w->ev_sock);
-	char msg[256];
-	snprintf(msg, sizeof(msg), "worker %llu broke the protocol: %s", (unsigned long long)w->id,
-		 why);
-	worker_fail_call(w, "worker_error", msg);
+	worker_fault(w, "worker_error", why);
 }
 
 /* Give call c to idle worker w: payload into the ring, then MSG_CALL. */
@@ -685,8 +676,5 @@ static void call_start(struct worker *w, struct call *c)
 	}
 	return;
 fault:
-	worker_kill(w, SIGKILL, NULL);
-	w->killed_by_us = true;
-	event_del(w->ev_sock);
-	worker_fail_call(w, "worker_crashed", "cannot hand the call to the worker");
+	worker_fault(w, "worker_crashed", "cannot take the call");
 }

@@ -539,19 +539,24 @@ void worker_kill(struct worker *w, int sig, const char *why)
 	kill(w->pid, sig);
 }
 
-/* Mark a worker faulty: kill it; the reaper does the rest. */
-static void worker_fault(struct worker *w, const char *what)
+/*
+ * A protocol violation: kill the worker (it counts as a crash for the restart
+ * policy) and fail its call with code.  The reaper does the rest.
+ */
+void worker_fault(struct worker *w, const char *code, const char *what)
 {
+	char msg[256];
+
 	log_warn("%s worker %llu (pid %d): protocol violation: %s; killing it", w->type->name,
 		 (unsigned long long)w->id, (int)w->pid, what);
-	worker_kill(w, SIGKILL, NULL);
-	w->killed_by_us = true;
+	w->faulted = true;
+	if (!w->reaped)
+		kill(w->pid, SIGKILL);
 	if (w->ev_sock)
 		event_del(w->ev_sock);
-	char msg[256];
 	snprintf(msg, sizeof(msg), "worker %llu broke the protocol (%s) and was killed",
 		 (unsigned long long)w->id, what);
-	worker_fail_call(w, "worker_error", msg);
+	worker_fail_call(w, code, msg);
 }
 
 /* Drop one hold on a `spawn` request (err: why one of its workers failed); replies at zero. */
@@ -598,7 +603,7 @@ static void worker_on_hello(struct worker *w, struct frame *f)
 	struct msg_hello h;
 	if (f->nfds || msg_hello_decode(f->payload, f->hdr.len, &h) < 0 ||
 	    h.version != PROTO_VERSION) {
-		worker_fault(w, "bad hello");
+		worker_fault(w, "worker_error", "bad hello");
 		return;
 	}
 	if (w->state == W_STOPPING) {
@@ -608,7 +613,7 @@ static void worker_on_hello(struct worker *w, struct frame *f)
 		return;
 	}
 	if (!worker_transition(w, WEV_HELLO)) {
-		worker_fault(w, "hello out of order");
+		worker_fault(w, "worker_error", "hello out of order");
 		return;
 	}
 	event_del(w->timer);
@@ -657,7 +662,7 @@ static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (r < 0) {
-			worker_fault(w, strerror(-r));
+			worker_fault(w, "worker_error", strerror(-r));
 			return;
 		}
 		switch (f.hdr.type) {
@@ -667,7 +672,7 @@ static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
 		case MSG_RESULT:
 			if (!w->call || transition[w->state][WEV_RESULT] == FAULT) {
 				frame_close_fds(&f);
-				worker_fault(w, "result without a call");
+				worker_fault(w, "worker_error", "result without a call");
 				return;
 			}
 			worker_on_result(w, &f);
@@ -675,18 +680,18 @@ static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
 		case MSG_DOORBELL:
 			if (f.nfds || f.hdr.len) {
 				frame_close_fds(&f);
-				worker_fault(w, "doorbell with payload");
+				worker_fault(w, "worker_error", "doorbell with payload");
 				return;
 			}
 			worker_on_doorbell(w);
 			break;
 		default:
 			frame_close_fds(&f);
-			worker_fault(w, "unexpected frame type");
+			worker_fault(w, "worker_error", "unexpected frame type");
 			return;
 		}
 		frame_close_fds(&f);
-		if (w->killed_by_us && !w->call)
+		if (w->faulted)
 			return;
 	}
 }
@@ -789,10 +794,8 @@ static void worker_on_exit(struct worker *w, int status)
 	w->reaped = true;
 	w->wstatus = status;
 	worker_exit_reason(w);
-	bool crash = !w->stop_requested && !d->shutting_down &&
-		     !(WIFEXITED(status) && WEXITSTATUS(status) == 0 && w->stop_requested);
-	if (w->killed_by_us && !w->start_timed_out)
-		crash = false;
+	/* A crash: not asked to stop, not killed on purpose (timeout, `kill`), or faulty. */
+	bool crash = !w->stop_requested && !d->shutting_down && (!w->killed_by_us || w->faulted);
 	d->stats.exited++;
 	if (crash || w->start_timed_out)
 		d->stats.crashed++;
