@@ -665,6 +665,11 @@ static void call_start(struct worker *w, struct call *c)
 		if (worker_tx_pump(w) < 0)
 			goto fault;
 	}
+	/* Announce that we wait for result bytes before the worker can produce any:
+	 * its first chunk then rings our doorbell (see ring.h). */
+	bool oom = false;
+	if (worker_rx_drain(w, &oom) < 0)
+		goto fault;
 	long len = msg_call_encode(buf, sizeof(buf), &mc);
 	int r = frame_send(w->sock, MSG_CALL, flags, c->seq, buf, (size_t)len, fds, nfds);
 	if (r < 0)

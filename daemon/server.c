@@ -630,7 +630,8 @@ static void client_dispatch(struct client *c, const char *line, size_t len)
 		client_reply_error(c, NULL, "bad_request", "invalid JSON: NUL byte in line");
 		return;
 	}
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
+	/* \u0000 inside a string is valid JSON (a payload may hold NUL bytes). */
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
 	if (!req) {
 		client_reply_error(c, NULL, "bad_request", "invalid JSON at column %d: %s",
 				   err.column, err.text);
@@ -650,7 +651,8 @@ static void client_dispatch(struct client *c, const char *line, size_t len)
 	}
 	json_incref(id);
 	cmd = json_object_get(req, "cmd");
-	if (!cmd || !json_is_string(cmd)) {
+	if (!cmd || !json_is_string(cmd) ||
+	    strlen(json_string_value(cmd)) != json_string_length(cmd)) {
 		client_reply_error(c, id, "bad_request",
 				   cmd ? "\"cmd\" must be a string" : "missing \"cmd\"");
 		goto out;
@@ -684,6 +686,12 @@ static void client_dispatch(struct client *c, const char *line, size_t len)
 		if (!arg_type_ok(val, a->type)) {
 			client_reply_error(c, id, "bad_request", "argument \"%s\" must be %s", key,
 					   json_type_name(a->type));
+			goto out;
+		}
+		if (json_is_string(val) && strcmp(key, "payload") != 0 &&
+		    strlen(json_string_value(val)) != json_string_length(val)) {
+			client_reply_error(c, id, "bad_request",
+					   "argument \"%s\" must not hold a NUL character", key);
 			goto out;
 		}
 	}
