@@ -104,8 +104,8 @@ struct worker {
 	size_t outlen[2];
 	bool reaped;
 	bool stop_requested; /* stop/recycle/idle: not a crash */
-	bool killed_by_us;		/* a timeout or `kill`: not a crash */
-	bool faulted;			/* a protocol violation: a crash */
+	bool killed_by_us;   /* a timeout or `kill`: not a crash */
+	bool faulted;	     /* a protocol violation: a crash */
 	bool start_timed_out;
 	bool replaces_crash;
 	char reason[160];

@@ -29,6 +29,7 @@ struct sandbox_plan {
 				  -1: exec by path */
 	const struct sock_fprog *filter; /* NULL: none */
 	const char *cgroup_procs;	 /* cgroup.procs file to join, or NULL */
+	char *const *envp;		 /* the worker environment; NULL: ours */
 };
 
 /* Probe the layers this kernel and this daemon can apply (SB_* bits); logs what is missing. */

@@ -144,9 +144,9 @@ static int child_final(void *arg)
 		child_fail(a, STEP_SECCOMP, errno);
 
 	if (p->exec_fd >= 0)
-		syscall(SYS_execveat, 6, "", a->argv, environ, AT_EMPTY_PATH);
+		syscall(SYS_execveat, 6, "", a->argv, p->envp ? p->envp : environ, AT_EMPTY_PATH);
 	else
-		execve(a->argv[0], a->argv, environ);
+		execve(a->argv[0], a->argv, p->envp ? p->envp : environ);
 	child_fail(a, STEP_EXEC, errno);
 }
 

@@ -31,6 +31,8 @@
 #include "sd.h"
 #include "server.h"
 
+extern char **environ;
+
 const char *const wstate_names[W_NSTATES] = {"starting", "idle", "busy", "stopping", "exited"};
 
 const char *const sandbox_layer_names[SB_NLAYERS] = {
@@ -301,6 +303,10 @@ static char **worker_argv(struct daemon *d, const struct type_config *tc, char *
 		argv[i++] = tc->builtin;
 		argv[i++] = "--output-kb";
 		argv[i++] = kb;
+		if (tc->sandbox.seccomp == SECCOMP_STRICT && (d->sb_available & SB_SECCOMP)) {
+			argv[i++] = "--seccomp";
+			argv[i++] = "strict";
+		}
 		break;
 	case MODE_STDIO:
 		argv[i++] = d->worker_path;
@@ -437,10 +443,29 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 				 t->name, strerror(-cr));
 		}
 	}
+	/* Native workers load "strict" themselves after init, asked through the environment. */
+	char **envp = NULL;
+	if (tc->mode == MODE_NATIVE && tc->sandbox.seccomp == SECCOMP_STRICT &&
+	    (d->sb_available & SB_SECCOMP)) {
+		size_t n = 0;
+		for (char **e = environ; *e; e++)
+			n++;
+		envp = calloc(n + 2, sizeof(char *));
+		if (!envp)
+			fatal("out of memory");
+		size_t j = 0;
+		for (char **e = environ; *e; e++)
+			if (strncmp(*e, "CORRAL_SECCOMP=", 15) != 0)
+				envp[j++] = *e;
+		envp[j++] = "CORRAL_SECCOMP=strict";
+		envp[j] = NULL;
+	}
+	plan.envp = envp;
 	int sr = spawn_worker_process(d, argv, sp[1], memfd, outp[1], errp[1], tc, &plan, &pid,
 				      errbuf, errlen);
 	if (plan.exec_fd >= 0)
 		close(plan.exec_fd);
+	free(envp);
 	if (sr < 0) {
 		if (in_cgroup)
 			sandbox_cgroup_finish(id);

@@ -784,17 +784,38 @@ static int worker_start(struct corral_worker *w)
 	return worker_send(w, MSG_HELLO, 0, 0, buf, (size_t)len, NULL, 0);
 }
 
-int corral_worker_run_opts(corral_handler_fn fn, void *arg,
-			   const struct corral_worker_options *opts)
+/* The seccomp mode CORRAL_SECCOMP asks for; an unknown one kills the channel. */
+static enum corral_seccomp worker_seccomp_env(struct corral_worker *w)
+{
+	const char *v = getenv("CORRAL_SECCOMP");
+
+	if (!v || !*v)
+		return CORRAL_SECCOMP_NONE;
+	if (strcmp(v, "strict") == 0)
+		return CORRAL_SECCOMP_STRICT;
+	worker_die(w, "CORRAL_SECCOMP=%.64s: unknown seccomp mode (have strict)", v);
+	return CORRAL_SECCOMP_NONE;
+}
+
+int corral_worker_run_seccomp(corral_handler_fn fn, void *arg,
+			      const struct corral_worker_options *opts, enum corral_seccomp seccomp)
 {
 	struct corral_worker w = {
 	    .sock = WORKER_SOCK_FD,
 	    .max_output = opts ? opts->max_output : 0,
 	    .next.fd = -1,
 	};
+	int r;
 
 	signal(SIGPIPE, SIG_IGN);
-	worker_start(&w);
+	worker_pid1_signals();
+	if (seccomp == CORRAL_SECCOMP_ENV)
+		seccomp = worker_seccomp_env(&w);
+	if (!w.dead)
+		worker_start(&w);
+	/* Never serve a call unconfined when confinement was asked for. */
+	if (!w.dead && seccomp == CORRAL_SECCOMP_STRICT && (r = worker_seccomp_strict()) < 0)
+		worker_die(&w, "cannot install the strict seccomp filter: %s", strerror(-r));
 	while (!w.dead) {
 		if (w.next.set)
 			worker_call(&w, fn, arg);
@@ -811,6 +832,12 @@ int corral_worker_run_opts(corral_handler_fn fn, void *arg,
 		return CORRAL_WORKER_EXIT_FAILURE;
 	}
 	return 0;
+}
+
+int corral_worker_run_opts(corral_handler_fn fn, void *arg,
+			   const struct corral_worker_options *opts)
+{
+	return corral_worker_run_seccomp(fn, arg, opts, CORRAL_SECCOMP_ENV);
 }
 
 int corral_worker_run(corral_handler_fn fn, void *arg)

@@ -2,10 +2,13 @@
  * main.c - corral-worker, the host binary corrald execs for the builtin and
  * stdio worker modes:
  *
- *	corral-worker builtin NAME [--output-kb N]
- *	corral-worker stdio [--output-kb N] -- PROGRAM [ARG...]
+ *	corral-worker builtin NAME [--output-kb N] [--seccomp strict]
+ *	corral-worker stdio [--output-kb N] [--seccomp strict] -- PROGRAM [ARG...]
  *
  * Both run a handler through libcorral-worker's loop, like any native worker.
+ * --seccomp strict confines a builtin worker after the hello, as CORRAL_SECCOMP
+ * does a native one; stdio ignores it (and CORRAL_SECCOMP): its program, forked
+ * and exec'd per call, would inherit the filter.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -16,6 +19,7 @@
 
 #include "corral-config.h"
 #include "host.h"
+#include "worker-int.h"
 
 #define EXIT_USAGE 64 /* EX_USAGE */
 
@@ -23,8 +27,8 @@
 static int usage(FILE *f, int status)
 {
 	fprintf(f,
-		"usage: corral-worker builtin NAME [--output-kb N]\n"
-		"       corral-worker stdio [--output-kb N] -- PROGRAM [ARG...]\n"
+		"usage: corral-worker builtin NAME [--output-kb N] [--seccomp strict]\n"
+		"       corral-worker stdio [--output-kb N] [--seccomp strict] -- PROG [ARG...]\n"
 		"       corral-worker --version\n"
 		"Built-in handlers: %s.  Run by corrald with the channel on fds 3 and 4.\n",
 		builtin_names);
@@ -49,6 +53,7 @@ int main(int argc, char **argv)
 {
 	struct corral_worker_options opts = {0};
 	struct stdio_prog prog = {NULL};
+	enum corral_seccomp seccomp = CORRAL_SECCOMP_ENV;
 	corral_handler_fn fn = NULL;
 	const char *name = NULL, *val;
 	bool builtin;
@@ -72,6 +77,14 @@ int main(int argc, char **argv)
 					"corral-worker: --output-kb needs a number of KiB\n");
 				return EXIT_USAGE;
 			}
+		} else if (strcmp(argv[i], "--seccomp") == 0 ||
+			   strncmp(argv[i], "--seccomp=", 10) == 0) {
+			val = argv[i][9] == '=' ? argv[i] + 10 : (++i < argc ? argv[i] : NULL);
+			if (!val || strcmp(val, "strict") != 0) {
+				fprintf(stderr, "corral-worker: --seccomp takes strict\n");
+				return EXIT_USAGE;
+			}
+			seccomp = CORRAL_SECCOMP_STRICT;
 		} else if (!builtin && strcmp(argv[i], "--") == 0) {
 			prog.argv = argv + i + 1;
 			break;
@@ -97,9 +110,14 @@ int main(int argc, char **argv)
 				builtin_names);
 			return EXIT_USAGE;
 		}
-		return corral_worker_run_opts(fn, NULL, &opts);
+		return corral_worker_run_seccomp(fn, NULL, &opts, seccomp);
 	}
 	if (!prog.argv || !prog.argv[0])
 		return usage(stderr, EXIT_USAGE);
-	return corral_worker_run_opts(stdio_handle, &prog, &opts);
+	val = getenv("CORRAL_SECCOMP");
+	if (seccomp == CORRAL_SECCOMP_STRICT || (val && *val))
+		fprintf(stderr, "corral-worker: stdio mode ignores seccomp strict "
+				"(its program would inherit the filter)\n");
+	unsetenv("CORRAL_SECCOMP");
+	return corral_worker_run_seccomp(stdio_handle, &prog, &opts, CORRAL_SECCOMP_NONE);
 }

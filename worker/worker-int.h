@@ -20,6 +20,26 @@
 
 #include "corral/worker.h"
 
+/* The seccomp filter corral_worker_run_seccomp() loads after the hello. */
+enum corral_seccomp {
+	CORRAL_SECCOMP_ENV,    /* as $CORRAL_SECCOMP says: unset or empty, none; "strict" */
+	CORRAL_SECCOMP_NONE,   /* none beyond what the daemon installed */
+	CORRAL_SECCOMP_STRICT, /* the strict allowlist; past it the process is killed (SIGSYS) */
+};
+
+/* corral_worker_run_opts() with the seccomp mode given: CORRAL_SECCOMP_ENV is what
+ * corral_worker_run_opts() does. */
+int corral_worker_run_seccomp(corral_handler_fn fn, void *arg,
+			      const struct corral_worker_options *opts,
+			      enum corral_seccomp seccomp);
+
+/* confine.c: as pid 1 (of a pid namespace), exit 128 + N on the terminating signals N that
+ * have no handler; elsewhere nothing. */
+void worker_pid1_signals(void);
+
+/* confine.c: load the strict seccomp filter.  0 or -errno. */
+int worker_seccomp_strict(void);
+
 /* corral_call_peek() that never waits: -EAGAIN when the ring is empty. */
 int corral_call_try_peek(struct corral_call *call, const void **ret_ptr, size_t *ret_len);
 

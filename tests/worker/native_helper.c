@@ -5,9 +5,19 @@
  *          "fail:MSG" writes a few bytes, then fails with MSG.
  *   half:  corral_call_read() in odd-sized chunks, echoing only the first half
  *          of the payload; the library must discard the rest.
+ *   do:    the payload names something to do, result "ok": "socket", "open" and
+ *          "exec" (executable memory) make a call the strict seccomp filter
+ *          forbids, "segv" a real fault, "abort" abort(); anything else is echoed.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <corral/worker.h>
 
@@ -61,11 +71,54 @@ static int half(struct corral_call *call, void *arg)
 	return 0;
 }
 
+/* The payload is s. */
+static bool is(const void *v, size_t n, const char *s)
+{
+	return n == strlen(s) && memcmp(v, s, n) == 0;
+}
+
+/* Do what the payload says (see the top). */
+static int act(struct corral_call *call, void *arg)
+{
+	volatile int *volatile null = NULL;
+	const void *v;
+	void *m;
+	size_t n;
+	int r, fd;
+
+	(void)arg;
+	r = corral_call_payload(call, &v, &n);
+	if (r < 0)
+		return r;
+	if (is(v, n, "socket")) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		r = fd < 0 ? -1 : close(fd);
+	} else if (is(v, n, "open")) {
+		fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+		r = fd < 0 ? -1 : close(fd);
+	} else if (is(v, n, "exec")) {
+		m = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		r = m == MAP_FAILED ? -1 : munmap(m, 4096);
+	} else if (is(v, n, "segv")) {
+		*null = 1;
+	} else if (is(v, n, "abort")) {
+		abort();
+	} else {
+		return corral_call_write(call, v, n);
+	}
+	if (r < 0)
+		return corral_call_fail(call, "%.*s failed: %s", (int)n, (const char *)v,
+					strerror(errno));
+	return corral_call_write(call, "ok", 2);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "whole") == 0)
 		return corral_worker_run(whole, NULL);
 	if (argc == 2 && strcmp(argv[1], "half") == 0)
 		return corral_worker_run(half, NULL);
+	if (argc == 2 && strcmp(argv[1], "do") == 0)
+		return corral_worker_run(act, NULL);
 	return 64;
 }

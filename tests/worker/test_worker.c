@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,6 +36,9 @@
 #include "ring.h"
 
 #define SAFETY_MS 60000 /* no wait in these tests should come anywhere near this */
+
+/* Workers start as pid 1 of their own pid namespace (enter_pidns()). */
+static bool in_pidns;
 
 /* A worker under test, seen from the daemon's side. */
 struct wk {
@@ -141,11 +145,9 @@ static short wait_fd(int fd, short events)
 	return p.revents;
 }
 
-/* Start argv as a worker with ring capacities to/from the worker; expects MSG_HELLO. */
-static void wk_start(struct wk *w, uint32_t cap_to, uint32_t cap_from, char *const argv[])
+/* Start argv as a worker with ring capacities to/from the worker. */
+static void wk_spawn(struct wk *w, uint32_t cap_to, uint32_t cap_from, char *const argv[])
 {
-	struct msg_hello h;
-	struct frame f;
 	int sv[2], rfd, devnull;
 
 	memset(w, 0, sizeof(*w));
@@ -175,7 +177,15 @@ static void wk_start(struct wk *w, uint32_t cap_to, uint32_t cap_from, char *con
 	w->sock = sv[0];
 	w->pidfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
 	ck_assert_int_ge(w->pidfd, 0);
+}
 
+/* wk_spawn(), then expect MSG_HELLO. */
+static void wk_start(struct wk *w, uint32_t cap_to, uint32_t cap_from, char *const argv[])
+{
+	struct msg_hello h;
+	struct frame f;
+
+	wk_spawn(w, cap_to, cap_from, argv);
 	wait_fd(w->sock, POLLIN);
 	ck_assert_int_eq(frame_recv(w->sock, &f), 1);
 	ck_assert_int_eq(f.hdr.type, MSG_HELLO);
@@ -183,7 +193,7 @@ static void wk_start(struct wk *w, uint32_t cap_to, uint32_t cap_from, char *con
 	ck_assert_uint_eq(h.version, PROTO_VERSION);
 	/* CORRAL_TEST_WRAPPED: the worker runs under a forking wrapper (strace -f). */
 	if (!getenv("CORRAL_TEST_WRAPPED"))
-		ck_assert_uint_eq(h.pid, (uint32_t)w->pid);
+		ck_assert_uint_eq(h.pid, in_pidns ? 1 : (uint32_t)w->pid);
 }
 
 /* Everything the worker printed so far, NUL-terminated (static buffer). */
@@ -926,6 +936,232 @@ START_TEST(test_native_half)
 }
 END_TEST
 
+/* Send a call with a small ring payload the worker dies of; returns wk_wait(). */
+static int call_fatal(struct wk *w, const char *payload)
+{
+	struct src s = {.buf = (const uint8_t *)payload, .len = strlen(payload)};
+	struct msg_call mc = {.len = s.len};
+	uint8_t buf[64];
+	long n;
+
+	ck_assert(!feed(w, &s));
+	n = msg_call_encode(buf, sizeof(buf), &mc);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(frame_send(w->sock, MSG_CALL, 0, ++w->call_id, buf, (size_t)n, NULL, 0),
+			 0);
+	return wk_wait(w);
+}
+
+/* A memfd holding str. */
+static int str_memfd(const char *str)
+{
+	int fd = memfd_create("payload", MFD_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, str, strlen(str)), (ssize_t)strlen(str));
+	return fd;
+}
+
+START_TEST(test_strict_builtin)
+{
+	static const char abc[] =
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+	struct src s = {.len = 300000, .seed = 61};
+	struct sink k = {0};
+	char out[128];
+	struct result res;
+	struct wk w;
+	int fd;
+
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP,
+		 WORKER_ARGV("builtin", "echo", "--seccomp", "strict"));
+	echo_gen(&w, 0, 1);
+	echo_gen(&w, 17 * RING_MIN_CAP + 3, 2);
+	/* Payload fd in, sealed memfd out; ring in, memfd out. */
+	fd = gen_memfd(s.len, s.seed);
+	call(&w, CALL_F_PAYLOAD_FD | CALL_F_WANT_FD, fd, &s, &k, &res, false);
+	close(fd);
+	ck_assert_msg(res.status == RESULT_OK, "status %u: %s", res.status, res.msg);
+	check_result_fd(res.fd, s.len, gen_hash(s.len, s.seed));
+	call(&w, CALL_F_WANT_FD, -1, &s, &k, &res, false);
+	ck_assert_msg(res.status == RESULT_OK, "status %u: %s", res.status, res.msg);
+	check_result_fd(res.fd, s.len, s.hash);
+	wk_close(&w);
+
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP,
+		 WORKER_ARGV("builtin", "sha256", "--seccomp=strict"));
+	ck_assert_uint_eq(call_str(&w, "abc", out, sizeof(out), &res), RESULT_OK);
+	ck_assert_str_eq(out, abc);
+	s = (struct src){.len = 3};
+	fd = str_memfd("abc");
+	call(&w, CALL_F_PAYLOAD_FD | CALL_F_WANT_FD, fd, &s, &k, &res, false);
+	close(fd);
+	ck_assert_msg(res.status == RESULT_OK, "status %u: %s", res.status, res.msg);
+	check_result_fd(res.fd, 64, fnv(FNV_INIT, (const uint8_t *)abc, 64));
+	wk_send(&w, MSG_STOP);
+	ck_assert_int_eq(wk_wait(&w), 0);
+}
+END_TEST
+
+START_TEST(test_strict_native)
+{
+	char *argv[] = {(char *)bin("CORRAL_TEST_NATIVE"), "do", NULL};
+	struct src s = {.len = 100000, .seed = 62};
+	struct sink k = {0};
+	char out[64];
+	struct result res;
+	struct wk w;
+
+	/* CORRAL_SECCOMP unset: no filter but the caller's. */
+	unsetenv("CORRAL_SECCOMP");
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP, argv);
+	ck_assert_uint_eq(call_str(&w, "socket", out, sizeof(out), &res), RESULT_OK);
+	ck_assert_uint_eq(call_str(&w, "open", out, sizeof(out), &res), RESULT_OK);
+	ck_assert_uint_eq(call_str(&w, "exec", out, sizeof(out), &res), RESULT_OK);
+	ck_assert_str_eq(out, "ok");
+	wk_close(&w);
+
+	/* Strict: calls are served, a forbidden syscall kills the worker with SIGSYS. */
+	setenv("CORRAL_SECCOMP", "strict", 1);
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP, argv);
+	ck_assert_uint_eq(call_str(&w, "hello", out, sizeof(out), &res), RESULT_OK);
+	ck_assert_str_eq(out, "hello");
+	call(&w, CALL_F_WANT_FD, -1, &s, &k, &res, false);
+	ck_assert_msg(res.status == RESULT_OK, "status %u: %s", res.status, res.msg);
+	check_result_fd(res.fd, s.len, s.hash);
+	ck_assert_int_eq(call_fatal(&w, "socket"), -SIGSYS);
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP, argv);
+	ck_assert_int_eq(call_fatal(&w, "open"), -SIGSYS);
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP, argv);
+	ck_assert_int_eq(call_fatal(&w, "exec"), -SIGSYS);
+	/* abort() still dies of SIGABRT, not of the filter. */
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP, argv);
+	ck_assert_int_eq(call_fatal(&w, "abort"), -SIGABRT);
+
+	/* An unknown mode is fatal before the hello: never unconfined by mistake. */
+	setenv("CORRAL_SECCOMP", "lax", 1);
+	wk_spawn(&w, RING_MIN_CAP, RING_MIN_CAP, argv);
+	wait_fd(w.pidfd, POLLIN);
+	ck_assert_ptr_nonnull(strstr(wk_log(&w), "CORRAL_SECCOMP=lax"));
+	ck_assert_int_eq(wk_wait(&w), 70);
+	unsetenv("CORRAL_SECCOMP");
+}
+END_TEST
+
+START_TEST(test_strict_options)
+{
+	char out[64];
+	struct result res;
+	struct wk w;
+
+	wk_spawn(&w, RING_MIN_CAP, RING_MIN_CAP,
+		 WORKER_ARGV("builtin", "echo", "--seccomp", "lax"));
+	ck_assert_int_eq(wk_wait(&w), 64);
+	/* stdio ignores strict (its program would inherit the filter), with a notice. */
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP,
+		 WORKER_ARGV("stdio", "--seccomp", "strict", "--", "/bin/cat"));
+	ck_assert_uint_eq(call_str(&w, "cat", out, sizeof(out), &res), RESULT_OK);
+	ck_assert_str_eq(out, "cat");
+	ck_assert_ptr_nonnull(strstr(wk_log(&w), "ignores seccomp strict"));
+	wk_close(&w);
+}
+END_TEST
+
+/* Write str to the file at path. */
+static void write_file(const char *path, const char *str)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
+	ck_assert_msg(write(fd, str, strlen(str)) == (ssize_t)strlen(str), "%s: %s", path,
+		      strerror(errno));
+	close(fd);
+}
+
+/*
+ * Make the next child of this test process pid 1 of a new pid namespace (in a
+ * new user namespace, our ids mapped to 0).  false, after saying why, where
+ * the kernel refuses or the test does not run in a process of its own.
+ */
+static bool enter_pidns(const char *test)
+{
+	const char *fork_env = getenv("CK_FORK");
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	char map[64];
+
+	if (fork_env && strcmp(fork_env, "no") == 0) {
+		printf("%s: skipped: needs CK_FORK (it unshares namespaces)\n", test);
+		return false;
+	}
+	if (unshare(CLONE_NEWUSER | CLONE_NEWPID) < 0) {
+		printf("%s: skipped: no user+pid namespaces: unshare: %s\n", test, strerror(errno));
+		return false;
+	}
+	write_file("/proc/self/setgroups", "deny");
+	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)uid);
+	write_file("/proc/self/uid_map", map);
+	snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)gid);
+	write_file("/proc/self/gid_map", map);
+	in_pidns = true;
+	return true;
+}
+
+START_TEST(test_pid1_sigterm)
+{
+	struct wk w;
+
+	if (!enter_pidns("pid1_sigterm"))
+		return;
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP,
+		 WORKER_ARGV("builtin", "echo", "--seccomp", "strict"));
+	echo_gen(&w, 1000, 1);
+	/* Without its handler, pid 1 would drop the signal and live on. */
+	ck_assert_int_eq(kill(w.pid, SIGTERM), 0);
+	ck_assert_int_eq(wk_wait(&w), 128 + SIGTERM);
+}
+END_TEST
+
+START_TEST(test_pid1_sigsegv)
+{
+	struct wk w;
+
+	if (!enter_pidns("pid1_sigsegv"))
+		return;
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP, WORKER_ARGV("builtin", "echo"));
+	ck_assert_int_eq(kill(w.pid, SIGSEGV), 0);
+	ck_assert_int_eq(wk_wait(&w), 128 + SIGSEGV);
+}
+END_TEST
+
+START_TEST(test_pid1_fault)
+{
+	char *argv[] = {(char *)bin("CORRAL_TEST_NATIVE"), "do", NULL};
+	char out[64];
+	struct result res;
+	struct wk w;
+
+	if (!enter_pidns("pid1_fault"))
+		return;
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP, argv);
+	ck_assert_uint_eq(call_str(&w, "x", out, sizeof(out), &res), RESULT_OK);
+	/* A real fault is not a sent signal: the worker dies of the signal itself. */
+	ck_assert_int_eq(call_fatal(&w, "segv"), -SIGSEGV);
+}
+END_TEST
+
+START_TEST(test_not_pid1_signal)
+{
+	char *argv[] = {(char *)bin("CORRAL_TEST_NATIVE"), "do", NULL};
+	struct wk w;
+
+	/* Not pid 1: no handler, the default action. */
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP, argv);
+	ck_assert_int_eq(kill(w.pid, SIGTERM), 0);
+	ck_assert_int_eq(wk_wait(&w), -SIGTERM);
+}
+END_TEST
+
 /* Add a test case of its own, with a generous timeout (the safety bounds are inside). */
 #define add(s, name, t)                                                                            \
 	do {                                                                                       \
@@ -965,6 +1201,13 @@ int main(void)
 	add(s, "native_upper", test_native_upper);
 	add(s, "native_whole", test_native_whole);
 	add(s, "native_half", test_native_half);
+	add(s, "strict_builtin", test_strict_builtin);
+	add(s, "strict_native", test_strict_native);
+	add(s, "strict_options", test_strict_options);
+	add(s, "pid1_sigterm", test_pid1_sigterm);
+	add(s, "pid1_sigsegv", test_pid1_sigsegv);
+	add(s, "pid1_fault", test_pid1_fault);
+	add(s, "not_pid1_signal", test_not_pid1_signal);
 
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -77,7 +77,21 @@ struct corral_worker_options {
  * Serve calls on fds 3 and 4 until the daemon sends stop (after the current
  * call) or closes the socket.  Ignores SIGPIPE.  Returns the process exit
  * status: 0, or CORRAL_WORKER_EXIT_FAILURE after printing why to stderr (not
- * started by corrald, malformed frame, corrupt ring).
+ * started by corrald, malformed frame, corrupt ring, a seccomp filter that
+ * cannot be installed).
+ *
+ * As pid 1 of a pid namespace (corrald's sandbox), where the kernel drops the
+ * signals a process has no handler for, it gives each signal N whose default
+ * action terminates (SIGTERM, SIGSEGV...; not the ones the program already
+ * handles or ignores) a handler that exits with status 128 + N; a real fault
+ * still kills the worker with its signal.
+ *
+ * With CORRAL_SECCOMP=strict in the environment, it loads the strict seccomp
+ * filter once the channel is up, before the first call: the handler may then
+ * use memory, time, and the fds it already has (read, write, pread, pwrite,
+ * fstat, close), nothing more; any other system call (open, socket, fork,
+ * exec, executable memory...) kills the process with SIGSYS.  Do setup that
+ * needs more before calling this.
  */
 int corral_worker_run(corral_handler_fn fn, void *arg);
 
