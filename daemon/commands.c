@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "b64.h"
 #include "corral-config.h"
 #include "log.h"
 #include "server.h"
@@ -436,20 +437,19 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 		call->payload_len = len;
 		call->text = true;
 	} else {
-		const char *s = json_string_value(bv);
-		size_t len = json_string_length(bv);
-		call->payload = malloc(len / 4 * 3 + 3);
-		if (!call->payload)
+		unsigned char *data;
+		size_t n;
+		int r = b64_decode(json_string_value(bv), json_string_length(bv), &data, &n);
+		if (r == -ENOMEM)
 			fatal("out of memory");
-		long n = base64_decode(s, len, call->payload);
-		if (n < 0) {
-			free(call->payload);
+		if (r < 0) {
 			free(call);
 			client_reply_error(c, id, "bad_request",
 					   "\"payload_b64\" is not valid base64");
 			return;
 		}
-		call->payload_len = (size_t)n;
+		call->payload = data;
+		call->payload_len = n;
 	}
 	if (c->ncur_fds && client_take_fd(c) >= 0) {
 		/* More fds than the one payload_fd: taken above; extra is an error. */

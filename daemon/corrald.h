@@ -241,8 +241,6 @@ void spawn_req_unref(struct spawn_req *r, const char *err);
 json_t *daemon_reload_from_file(struct daemon *d, char **ret_errors);
 
 /* util.c */
-json_t *json_base64(const uint8_t *p, size_t n);
-long base64_decode(const char *s, size_t len, uint8_t *out);
 void utf8_sanitize(char *s);
 bool worker_transition_call(struct worker *w);
 bool worker_transition_result(struct worker *w);

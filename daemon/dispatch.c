@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "b64.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
@@ -588,9 +589,12 @@ void worker_on_result(struct worker *w, struct frame *f)
 			if (s) {
 				json_object_set_new(o, "result", s);
 			} else {
-				json_object_set_new(
-				    o, "result_b64",
-				    json_base64(c->res ? c->res : (const uint8_t *)"", c->res_len));
+				char *b =
+				    b64_encode(c->res ? c->res : (const uint8_t *)"", c->res_len);
+				if (!b)
+					fatal("out of memory");
+				json_object_set_new(o, "result_b64", json_string_nocheck(b));
+				free(b);
 			}
 			char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 			size_t len = line ? strlen(line) : 0;
