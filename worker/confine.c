@@ -65,6 +65,9 @@ void worker_pid1_signals(void)
 			sigaction(sigs[i], &sa, NULL);
 }
 
+/* Set once the strict filter is in: sanitizer builds turn leak checking off then. */
+static volatile int strict_loaded;
+
 int worker_seccomp_strict(void)
 {
 	/* What the protocol loop and the built-in handlers use after the hello
@@ -96,6 +99,7 @@ int worker_seccomp_strict(void)
 	    SCMP_SYS(rt_sigaction),
 	    SCMP_SYS(rt_sigprocmask),
 	    SCMP_SYS(rt_sigreturn),
+	    SCMP_SYS(sigaltstack), /* sanitizer runtimes query it in signal handlers */
 	    SCMP_SYS(getpid),
 	    SCMP_SYS(gettid),
 	    /* clock_gettime without the vDSO, sleeping, random bytes, exiting */
@@ -129,6 +133,8 @@ int worker_seccomp_strict(void)
 	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);
+	if (r == 0)
+		strict_loaded = 1;
 	return r;
 }
 
@@ -156,7 +162,7 @@ int __lsan_is_turned_off(void)
 	static int cached = -1;
 	if (cached < 0)
 		cached = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2;
-	return cached;
+	return cached || strict_loaded;
 }
 
 /* Decide before a strict filter could forbid prctl. */
