@@ -247,6 +247,7 @@ int main(int argc, char **argv)
 	event_config_free(ec);
 	if (!d.base) {
 		log_err("cannot create the event loop");
+		config_free(cfg);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -265,8 +266,11 @@ int main(int argc, char **argv)
 	d.cfg->cfg = cfg;
 	d.cfg->refs = 1;
 	d.socket_path = server_default_path(socket_arg, cfg);
-	if (server_start(&d, d.socket_path, cfg) < 0)
-		return 1;
+	int rc = 0;
+	if (server_start(&d, d.socket_path, cfg) < 0) {
+		rc = 1;
+		goto out;
+	}
 	log_notice("corrald %s listening on %s", CORRAL_VERSION, d.socket_path);
 	if (cfg->metrics_listen)
 		d.metrics = metrics_start(&d, cfg->metrics_listen);
@@ -279,7 +283,8 @@ int main(int argc, char **argv)
 
 	event_base_dispatch(d.base);
 
-	/* Drained: say goodbye to clients, release everything. */
+out:
+	/* Drained (or never started): say goodbye to clients, release everything. */
 	for (int i = 0; i < 50 && !server_flush_all(d.server); i++)
 		usleep(2000);
 	sd_watchdog_stop();
@@ -306,6 +311,7 @@ int main(int argc, char **argv)
 	free(d.worker_path);
 	free(d.socket_path);
 	free(d.config_path);
-	log_notice("exited cleanly");
-	return 0;
+	if (rc == 0)
+		log_notice("exited cleanly");
+	return rc;
 }

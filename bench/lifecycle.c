@@ -1,0 +1,384 @@
+/*
+ * bench/lifecycle.c - bench-lifecycle: how corrald starts, restarts, holds and
+ * loses workers.  Every figure is measured against a private corrald started
+ * here (temporary config and socket); baselines are measured in the same run.
+ *
+ *   restart_after_sigkill_ms_p50/p99   SIGKILL of a min-1 worker until the
+ *                                      replacement's "idle" watch event
+ *   crash_loop_spawns_per_s            spawns of a type whose program exits at
+ *                                      once, default restart policy, first 3 s
+ *   ready_100_workers_ms               spawn count 100 until the reply
+ *   corralctl_ping_vs_exec_floor       whole `corralctl ping` process against
+ *                                      bench-true (fork+exec+wait, medians)
+ *   idle_wakeups_per_s                 daemon context switches, 100 idle workers
+ *   daemon_private_kb_100_workers      Private_Dirty of smaps_rollup
+ *   spawn_ready_1000_alive_vs_empty    spawn count 1 until ready, medians
+ *   orphans_after_daemon_sigkill       worker pids alive 1 s after the daemon's SIGKILL
+ *
+ * Binaries: $CORRALD, $CORRALCTL, $BENCH_TRUE, else found relative to this
+ * executable in the build tree (../daemon/corrald, ../cli/corralctl, ./bench-true).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define RESTART_ITERS	50
+#define PING_ITERS	200
+#define SPAWN_ITERS	30
+#define IDLE_WINDOW_S	10
+#define CRASH_WINDOW_MS 3000
+#define ALIVE_WORKERS	1000
+#define ORPHAN_WORKERS	100
+
+extern char **environ;
+
+/* The main daemon: echo keeps one worker (restart burst at the config's
+ * maximum so the SIGKILL loop is never throttled); pool serves bulk spawns. */
+static const char config_main[] =
+    "{\"types\": {\n"
+    "  \"echo\": {\"builtin\": \"echo\", \"pool\": {\"min\": 1, \"max\": 4},\n"
+    "            \"restart\": {\"burst\": 10000, \"interval_ms\": 1000}},\n"
+    "  \"pool\": {\"builtin\": \"echo\", \"ring_kb\": 64,\n"
+    "            \"pool\": {\"min\": 0, \"max\": 1024, \"idle_timeout_ms\": 3600000}}\n"
+    "}}\n";
+
+/* A program that exits at once, with the default restart policy. */
+static const char config_crash[] =
+    "{\"types\": {\n"
+    "  \"crashy\": {\"exec\": [\"/bin/false\"], \"pool\": {\"min\": 1}}\n"
+    "}}\n";
+
+static double ns_to_ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+/* The id and pid of the one live worker of a type. */
+static void one_worker(struct bench_conn *c, const char *type, uint64_t *id, pid_t *pid)
+{
+	json_t *r = bench_request(c, false, "\"cmd\":\"list\",\"type\":\"%s\"", type);
+	json_t *w = json_array_get(json_object_get(r, "workers"), 0);
+
+	if (!w)
+		bench_die("type %s has no worker", type);
+	*id = (uint64_t)json_integer_value(json_object_get(w, "id"));
+	*pid = (pid_t)json_integer_value(json_object_get(w, "pid"));
+	json_decref(r);
+}
+
+/* SIGKILL the echo worker from outside until its replacement is idle. */
+static void bench_restart(struct bench_daemon *d)
+{
+	struct bench_conn c, watch;
+	double t[RESTART_ITERS];
+	uint64_t id;
+	pid_t pid;
+
+	bench_log("restart after SIGKILL, %d iterations", RESTART_ITERS);
+	if (bench_connect(&c, d->sock) < 0)
+		bench_die("connect: %s", strerror(errno));
+	bench_watch_open(&watch, d->sock);
+	/* The min worker may still be starting. */
+	for (int i = 0;; i++) {
+		json_t *r = bench_request(&c, false, "\"cmd\":\"list\",\"type\":\"echo\"");
+		json_t *w = json_array_get(json_object_get(r, "workers"), 0);
+		const char *st = json_string_value(json_object_get(w, "state"));
+		bool idle = st && strcmp(st, "idle") == 0;
+
+		json_decref(r);
+		if (idle)
+			break;
+		if (i > 5000)
+			bench_die("the echo min worker never became idle");
+		bench_sleep_ms(1);
+	}
+	one_worker(&c, "echo", &id, &pid);
+	for (int i = 0; i < RESTART_ITERS; i++) {
+		struct bench_event_filter f = {.type = "echo", .state = "idle", .worker_gt = id};
+		struct bench_event ev;
+		uint64_t t0 = bench_now_ns();
+
+		if (kill(pid, SIGKILL) < 0)
+			bench_die("kill %d: %s", (int)pid, strerror(errno));
+		if (!bench_watch_wait(&watch, &f, 10000, &ev))
+			bench_die("no replacement for worker %llu within 10 s",
+				  (unsigned long long)id);
+		t[i] = ns_to_ms(bench_now_ns() - t0);
+		id = ev.worker;
+		pid = ev.pid;
+	}
+	printf("BENCH restart_after_sigkill_ms_p50 %.3f ms\n",
+	       bench_percentile(t, RESTART_ITERS, 50));
+	printf("BENCH restart_after_sigkill_ms_p99 %.3f ms\n",
+	       bench_percentile(t, RESTART_ITERS, 99));
+	fflush(stdout);
+	bench_conn_close(&watch);
+	bench_conn_close(&c);
+}
+
+/* A type whose program exits at once: how often does the daemon respawn it? */
+static void bench_crash_loop(const char *corrald)
+{
+	struct bench_daemon d;
+	struct bench_conn c;
+
+	bench_log("crash loop, %d ms", CRASH_WINDOW_MS);
+	uint64_t t0 = bench_now_ns();
+	bench_daemon_start(&d, corrald, config_crash, 0);
+	if (bench_connect(&c, d.sock) < 0)
+		bench_die("connect: %s", strerror(errno));
+	bench_sleep_ms(CRASH_WINDOW_MS - (unsigned)((bench_now_ns() - t0) / 1000000u));
+	json_t *r = bench_request(&c, false, "\"cmd\":\"stats\"");
+	double secs = (double)(bench_now_ns() - t0) / 1e9;
+	json_int_t spawned = json_integer_value(json_object_get(r, "spawned"));
+	json_decref(r);
+	bench_conn_close(&c);
+	bench_log("crash loop: %lld spawns in %.2f s (from daemon start)", (long long)spawned,
+		  secs);
+	/* Default policy: burst 5, then backoff from 100 ms; fewer spawns than
+	 * burst + 2 in 3 s means the type never came out of its first backoff. */
+	if (spawned <= 6)
+		bench_log(
+		    "warning: only %lld spawns: the type stalled in backoff (no respawn after "
+		    "the first backoff delay)",
+		    (long long)spawned);
+	printf("BENCH crash_loop_spawns_per_s %.2f spawns/s\n", (double)spawned / secs);
+	fflush(stdout);
+	bench_daemon_stop(&d, 10000);
+}
+
+/* spawn count n until the reply; returns ms; ids into ids[] when given. */
+static double spawn_n(struct bench_conn *c, const char *type, unsigned n, uint64_t *ids)
+{
+	uint64_t t0 = bench_now_ns();
+	json_t *r =
+	    bench_request(c, false, "\"cmd\":\"spawn\",\"type\":\"%s\",\"count\":%u", type, n);
+	double ms = ns_to_ms(bench_now_ns() - t0);
+
+	if (ids && bench_reply_ids(r, ids, n) != n)
+		bench_die("spawn reply without %u worker ids", n);
+	json_decref(r);
+	return ms;
+}
+
+/* Median spawn-to-ready of one worker (each stopped and gone before the next). */
+static double spawn_ready_median(struct bench_daemon *d, const char *what)
+{
+	struct bench_conn c, watch;
+	double t[SPAWN_ITERS];
+
+	bench_log("spawn-to-ready, %s, %d iterations", what, SPAWN_ITERS);
+	if (bench_connect(&c, d->sock) < 0)
+		bench_die("connect: %s", strerror(errno));
+	bench_watch_open(&watch, d->sock);
+	for (int i = -3; i < SPAWN_ITERS; i++) {
+		uint64_t id;
+		double ms = spawn_n(&c, "pool", 1, &id);
+		struct bench_event_filter f = {.state = "exited", .worker = id};
+
+		if (i >= 0)
+			t[i] = ms;
+		json_decref(bench_request(&c, false, "\"cmd\":\"stop\",\"worker\":%llu",
+					  (unsigned long long)id));
+		if (!bench_watch_wait(&watch, &f, 10000, NULL))
+			bench_die("worker %llu did not exit within 10 s of stop",
+				  (unsigned long long)id);
+	}
+	bench_conn_close(&watch);
+	bench_conn_close(&c);
+	double p50 = bench_percentile(t, SPAWN_ITERS, 50);
+	bench_log("spawn-to-ready %s: p50 %.3f ms, p90 %.3f ms", what, p50,
+		  bench_percentile(t, SPAWN_ITERS, 90));
+	return p50;
+}
+
+/* fork+exec+wait of argv, stdout/stderr to /dev/null; returns µs. */
+static double run_once(char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	uint64_t t0 = bench_now_ns();
+	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	if (r != 0)
+		bench_die("posix_spawn %s: %s", argv[0], strerror(r));
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	double us = (double)(bench_now_ns() - t0) / 1e3;
+	posix_spawn_file_actions_destroy(&fa);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		bench_die("%s exited with status 0x%x", argv[0], st);
+	return us;
+}
+
+static void bench_ping(struct bench_daemon *d, const char *corralctl, const char *truebin)
+{
+	static double tc[PING_ITERS], tt[PING_ITERS];
+	char *ctl[] = {(char *)corralctl, "--socket", d->sock, "ping", NULL};
+	char *tru[] = {(char *)truebin, NULL};
+
+	bench_log("corralctl ping vs bench-true, %d runs each", PING_ITERS);
+	for (int i = 0; i < 10; i++) {
+		run_once(ctl);
+		run_once(tru);
+	}
+	for (int i = 0; i < PING_ITERS; i++) {
+		tc[i] = run_once(ctl);
+		tt[i] = run_once(tru);
+	}
+	double c50 = bench_percentile(tc, PING_ITERS, 50);
+	double t50 = bench_percentile(tt, PING_ITERS, 50);
+	printf("BENCH corralctl_ping_us_p50 %.1f us\n", c50);
+	printf("BENCH exec_floor_us_p50 %.1f us\n", t50);
+	printf("RATIO corralctl_ping_vs_exec_floor %.3f\n", c50 / t50);
+	fflush(stdout);
+}
+
+/* Context switches of every thread of pid. */
+static long long ctxt_switches(pid_t pid)
+{
+	long long v = bench_proc_field(pid, "status", "voluntary_ctxt_switches");
+	long long n = bench_proc_field(pid, "status", "nonvoluntary_ctxt_switches");
+
+	if (v < 0 || n < 0)
+		bench_die("cannot read /proc/%d/status", (int)pid);
+	if (bench_proc_field(pid, "status", "Threads") != 1)
+		bench_log("warning: corrald has more than one thread; counting the main one");
+	return v + n;
+}
+
+/* Count the pids still alive (zombies count as gone: they no longer run). */
+static unsigned count_alive(const pid_t *pids, size_t n)
+{
+	unsigned alive = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char path[64], buf[512];
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pids[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		char *p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X')
+			alive++;
+	}
+	return alive;
+}
+
+static void bench_orphans(const char *corrald)
+{
+	struct bench_daemon d;
+	struct bench_conn c;
+	pid_t pids[ORPHAN_WORKERS];
+	size_t n = 0;
+
+	bench_log("orphans after the daemon's SIGKILL, %d workers", ORPHAN_WORKERS);
+	bench_daemon_start(&d, corrald, config_main, 4096);
+	if (bench_connect(&c, d.sock) < 0)
+		bench_die("connect: %s", strerror(errno));
+	spawn_n(&c, "pool", ORPHAN_WORKERS, NULL);
+	json_t *r = bench_request(&c, false, "\"cmd\":\"list\",\"type\":\"pool\"");
+	json_t *ws = json_object_get(r, "workers");
+	for (size_t i = 0; i < json_array_size(ws) && n < ORPHAN_WORKERS; i++)
+		pids[n++] =
+		    (pid_t)json_integer_value(json_object_get(json_array_get(ws, i), "pid"));
+	json_decref(r);
+	bench_conn_close(&c);
+	if (n != ORPHAN_WORKERS)
+		bench_die("list shows %zu workers, not %d", n, ORPHAN_WORKERS);
+	if (count_alive(pids, n) != n)
+		bench_die("workers died before the daemon was killed");
+	kill(d.pid, SIGKILL);
+	waitpid(d.pid, NULL, 0);
+	d.pid = 0;
+	bench_sleep_ms(1000);
+	unsigned alive = count_alive(pids, n);
+	printf("BENCH orphans_after_daemon_sigkill %u workers\n", alive);
+	fflush(stdout);
+	for (size_t i = 0; i < n && alive; i++)
+		kill(pids[i], SIGKILL); /* leave nothing behind */
+	bench_daemon_forget(&d);
+}
+
+int main(void)
+{
+	struct bench_daemon d;
+	struct bench_conn c;
+
+	bench_prog = "bench-lifecycle";
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	char *corrald = bench_path("CORRALD", "../daemon/corrald");
+	char *corralctl = bench_path("CORRALCTL", "../cli/corralctl");
+	char *truebin = bench_path("BENCH_TRUE", "bench-true");
+	bench_raise_nofile(8192);
+
+	bench_daemon_start(&d, corrald, config_main, 8192);
+	if (bench_connect(&c, d.sock) < 0)
+		bench_die("connect: %s", strerror(errno));
+
+	double empty_ms = spawn_ready_median(&d, "empty daemon");
+	bench_restart(&d);
+	bench_crash_loop(corrald);
+
+	bench_log("spawn 100");
+	double ready100 = spawn_n(&c, "pool", 100, NULL);
+	printf("BENCH ready_100_workers_ms %.2f ms\n", ready100);
+
+	bench_ping(&d, corralctl, truebin);
+
+	bench_log("idle daemon with 100 workers, %d s", IDLE_WINDOW_S);
+	bench_sleep_ms(200); /* let the dust settle */
+	long long cs0 = ctxt_switches(d.pid);
+	uint64_t t0 = bench_now_ns();
+	bench_sleep_ms(IDLE_WINDOW_S * 1000);
+	long long cs1 = ctxt_switches(d.pid);
+	double secs = (double)(bench_now_ns() - t0) / 1e9;
+	printf("BENCH idle_wakeups_per_s %.2f wakeups/s\n", (double)(cs1 - cs0) / secs);
+
+	long long priv = bench_proc_field(d.pid, "smaps_rollup", "Private_Dirty");
+	long long rss = bench_proc_field(d.pid, "smaps_rollup", "Rss");
+	bench_log("daemon with 100 workers: Rss %lld kB, Private_Dirty %lld kB", rss, priv);
+	printf("BENCH daemon_private_kb_100_workers %lld kB\n", priv);
+
+	bench_log("spawn up to %d workers", ALIVE_WORKERS);
+	double t900 = spawn_n(&c, "pool", ALIVE_WORKERS - 100, NULL);
+	bench_log("spawn %d: %.1f ms", ALIVE_WORKERS - 100, t900);
+	double alive_ms = spawn_ready_median(&d, "1000 workers alive");
+	bench_log("daemon with %d workers: Private_Dirty %lld kB", ALIVE_WORKERS,
+		  bench_proc_field(d.pid, "smaps_rollup", "Private_Dirty"));
+	printf("BENCH spawn_ready_empty_ms_p50 %.3f ms\n", empty_ms);
+	printf("BENCH spawn_ready_1000_alive_ms_p50 %.3f ms\n", alive_ms);
+	printf("RATIO spawn_ready_1000_alive_vs_empty %.3f\n", alive_ms / empty_ms);
+	fflush(stdout);
+
+	bench_conn_close(&c);
+	uint64_t ts = bench_now_ns();
+	bench_daemon_stop(&d, 20000);
+	bench_log("SIGTERM with %d workers: daemon gone after %.1f ms", ALIVE_WORKERS + 1,
+		  ns_to_ms(bench_now_ns() - ts));
+
+	bench_orphans(corrald);
+	free(corrald);
+	free(corralctl);
+	free(truebin);
+	return 0;
+}

@@ -1,0 +1,22 @@
+#!/bin/sh
+# bench/run.sh - build corral (release) and run every benchmark in sequence.
+# Results ("BENCH ..." and "RATIO ..." lines) go to stdout, progress to stderr.
+#   bench/run.sh [BUILDDIR]        default: build-bench in the source tree
+#   MESON_ARGS="..." bench/run.sh  extra arguments for `meson setup`
+set -eu
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-"$src/build-bench"}
+
+if [ ! -f "$build/build.ninja" ]; then
+	# shellcheck disable=SC2086 # MESON_ARGS is a list of words
+	meson setup "$build" "$src" --buildtype=release ${MESON_ARGS:-} >&2
+fi
+ninja -C "$build" >&2
+
+status=0
+for b in bench-ring bench-lifecycle bench-call; do
+	echo "== $b" >&2
+	"$build/bench/$b" || { echo "$b failed (exit $?)" >&2; status=1; }
+done
+exit $status

@@ -1,0 +1,135 @@
+/*
+ * test_cli.c - corralctl as a black box against a real corrald: output,
+ * stdin payloads, --json, exit statuses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* Run corralctl --socket SOCK args...; returns the exit code (asserts it exited). */
+static int ctl(const char *sock, const void *in, size_t inlen, char **out, size_t *outlen,
+	       char **err, const char *const *args)
+{
+	const char *argv[32];
+	size_t n = 0;
+	argv[n++] = h_corralctl();
+	if (sock) {
+		argv[n++] = "--socket";
+		argv[n++] = sock;
+	}
+	for (; *args && n < 31; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	int st = h_run(argv, in, inlen, out, outlen, err);
+	ck_assert_msg(WIFEXITED(st), "corralctl died: 0x%x", st);
+	return WEXITSTATUS(st);
+}
+
+#define CTL(d, ...)                                                                                \
+	ctl((d)->sock, NULL, 0, &out, &outlen, &err, (const char *const[]){__VA_ARGS__, NULL})
+
+START_TEST(test_cli_basics)
+{
+	struct hd d;
+	char *out, *err;
+	size_t outlen;
+	hd_up(&d, NULL);
+	ck_assert_int_eq(CTL(&d, "ping"), 0);
+	free(out);
+	free(err);
+	ck_assert_int_eq(CTL(&d, "call", "echo", "hello"), 0);
+	ck_assert_msg(outlen == 5 && memcmp(out, "hello", 5) == 0, "call printed [%s]", out);
+	free(out);
+	free(err);
+	/* --json prints the daemon's reply object. */
+	ck_assert_int_eq(CTL(&d, "--json", "ping"), 0);
+	json_t *j = json_loads(out, JSON_DISABLE_EOF_CHECK, NULL);
+	ck_assert_msg(j, "--json ping printed [%s]", out);
+	H_OK(j);
+	ck_assert_int_eq(h_int(j, "pid"), d.pid);
+	ck_assert_msg(json_object_get(j, "version") && json_object_get(j, "uptime_ms"), "%s",
+		      h_dump(j));
+	json_decref(j);
+	free(out);
+	free(err);
+	static const char *const cmds[] = {"list", "types", "stats"};
+	for (int i = 0; i < 3; i++) {
+		ck_assert_msg(CTL(&d, cmds[i]) == 0, "%s failed: %s", cmds[i], err);
+		free(out);
+		free(err);
+	}
+	hd_stop(&d, true);
+}
+END_TEST
+
+START_TEST(test_cli_stdin_binary)
+{
+	struct hd d;
+	char *out, *err;
+	size_t outlen, len = 300 * 1024;
+	hd_up(&d, NULL);
+	unsigned char *data = malloc(len);
+	h_pattern(data, 11, len);
+	const char *const args[] = {"call", "echo", NULL};
+	int rc = ctl(d.sock, data, len, &out, &outlen, &err, args);
+	ck_assert_msg(rc == 0, "rc %d: %s", rc, err);
+	ck_assert_msg(outlen == len, "%zu bytes back, want %zu", outlen, len);
+	ck_assert(memcmp(out, data, len) == 0);
+	free(out);
+	free(err);
+	free(data);
+	hd_stop(&d, true);
+}
+END_TEST
+
+START_TEST(test_cli_exit_codes)
+{
+	struct hd d;
+	char *out, *err;
+	size_t outlen;
+	hd_up(&d, NULL);
+	ck_assert_int_eq(CTL(&d, "stop", "99999"), 1);
+	ck_assert_msg(strncmp(err, "corralctl: no_such_worker:", 26) == 0, "stderr: [%s]", err);
+	free(out);
+	free(err);
+	ck_assert_int_eq(CTL(&d, "call", "nope", "x"), 1);
+	ck_assert_msg(strstr(err, "corralctl: unknown_type:"), "stderr: [%s]", err);
+	free(out);
+	free(err);
+	/* Usage errors. */
+	ck_assert_int_eq(CTL(&d, "frobnicate"), 2);
+	free(out);
+	free(err);
+	ck_assert_int_eq(CTL(&d, "spawn"), 2);
+	free(out);
+	free(err);
+	ck_assert_int_eq(CTL(&d, "kill", "1", "-s"), 2);
+	free(out);
+	free(err);
+	hd_stop(&d, true);
+	/* A dead socket. */
+	char dead[160];
+	snprintf(dead, sizeof(dead), "%s/none.sock", d.dir);
+	const char *const args[] = {"ping", NULL};
+	ck_assert_int_eq(ctl(dead, NULL, 0, &out, &outlen, &err, args), 3);
+	free(out);
+	free(err);
+	/* The stale socket of the stopped daemon is also "cannot connect". */
+	ck_assert_int_eq(ctl(d.sock, NULL, 0, &out, &outlen, &err, args), 3);
+	free(out);
+	free(err);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("e2e-cli");
+	h_add(s, test_cli_basics, 60);
+	h_add(s, test_cli_stdin_binary, 60);
+	h_add(s, test_cli_exit_codes, 60);
+	return h_main(s);
+}
