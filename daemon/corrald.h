@@ -190,6 +190,7 @@ struct daemon {
 	uint64_t start_ms;
 	struct stats stats;
 	bool shutting_down;
+	bool ready_sent;
 	struct event *shutdown_timer;
 	bool uid_root;
 	uid_t uid;
@@ -246,6 +247,7 @@ bool worker_transition_call(struct worker *w);
 bool worker_transition_result(struct worker *w);
 void call_arm_timeout(struct call *c, uint64_t ms);
 void daemon_notify_status(struct daemon *d);
+void daemon_ready_check(struct daemon *d);
 void daemon_begin_shutdown(struct daemon *d, uint64_t timeout_ms);
 void daemon_check_exit(struct daemon *d);
 json_t *daemon_reload(struct daemon *d, struct config *newcfg);

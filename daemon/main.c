@@ -121,36 +121,27 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-/* Send READY=1 once min workers are up (or right away when min is 0). */
-static void ready_check(evutil_socket_t fd, short what, void *arg)
+/*
+ * Send READY=1 once the socket listens and every type's min workers said
+ * hello (types in crash-loop backoff do not hold it back).  Called at start and
+ * on every hello and exit until it has fired: no polling.
+ */
+void daemon_ready_check(struct daemon *d)
 {
-	struct daemon *d = arg;
-	static struct event *ev;
-	(void)fd;
-	(void)what;
 	struct type_rt *t;
-	bool ready = true;
+
+	if (d->ready_sent || !d->server)
+		return;
 	TAILQ_FOREACH(t, &d->types, entry)
 	{
-		if (t->cfg->pool.isolate == ISOLATE_KEY || type_in_backoff(t))
+		if (t->cfg->pool.isolate == ISOLATE_KEY || type_in_backoff(t) || t->min_paused)
 			continue;
-		if (t->nstate[W_IDLE] + t->nstate[W_BUSY] < t->cfg->pool.min)
-			ready = false;
+		if (t->nstate[W_IDLE] + t->nstate[W_BUSY] < t->cfg->pool.min && !d->shutting_down)
+			return;
 	}
-	if (ready || d->shutting_down) {
-		sd_notifyf("READY=1\nSTATUS=%u workers", d->nworkers);
-		log_notice("ready: %u workers", d->nworkers);
-		if (ev) {
-			event_free(ev);
-			ev = NULL;
-		}
-		return;
-	}
-	/* Startup only: poll briefly until the min workers said hello. */
-	if (!ev)
-		ev = evtimer_new(d->base, ready_check, d);
-	struct timeval tv = {0, 5000};
-	evtimer_add(ev, &tv);
+	d->ready_sent = true;
+	sd_notifyf("READY=1\nSTATUS=%u workers", d->nworkers);
+	log_notice("ready: %u workers", d->nworkers);
 }
 
 int main(int argc, char **argv)
@@ -279,7 +270,7 @@ int main(int argc, char **argv)
 	TAILQ_FOREACH(t, &d.types, entry)
 	type_reconcile(t);
 	sd_watchdog_start(d.base);
-	ready_check(-1, 0, &d);
+	daemon_ready_check(&d);
 
 	event_base_dispatch(d.base);
 

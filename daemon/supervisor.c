@@ -652,6 +652,7 @@ static void worker_on_hello(struct worker *w, struct frame *f)
 	if (w->state == W_IDLE && !w->call)
 		worker_idle(w);
 	daemon_notify_status(w->d);
+	daemon_ready_check(w->d);
 }
 
 /* An idle worker above min waits idle_timeout_ms before it is reaped. */
@@ -858,6 +859,7 @@ static void worker_on_exit(struct worker *w, int status)
 		type_pump(t);
 	}
 	daemon_notify_status(d);
+	daemon_ready_check(d);
 	daemon_check_exit(d);
 }
 
