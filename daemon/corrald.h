@@ -157,7 +157,8 @@ struct type_rt {
 	bool exec_is_script; /* native exec[0] starts with #!: exec by path */
 	uid_t uid;
 	gid_t gid;
-	char *bind_exec; /* exec[0] to bind into the mount namespace, or NULL */
+	char **ro_paths; /* shown read-only in the mount namespace */
+	int *ro_fds;	 /* spawn scratch for ro_paths (sandbox_child_trees) */
 };
 
 TAILQ_HEAD(typeq, type_rt);

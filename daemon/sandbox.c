@@ -11,6 +11,7 @@
  *   uid/gid maps -> private mounts -> tmpfs root with read-only binds, tmpfs
  *   paths, a minimal /dev, /proc of the new pid namespace -> pivot_root.
  */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -27,6 +28,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/mount.h>
 #include <unistd.h>
 
 #include "corrald.h"
@@ -219,6 +221,42 @@ static int bind_ro(const char *path)
 	return bind_ro_from(path, path);
 }
 
+/* Attach a detached tree (from open_tree) read-only at NEWROOT/path. */
+static int attach_ro(int fd, const char *path)
+{
+	char dst[4096];
+	struct stat st;
+	int r;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((r = s_join(dst, sizeof(dst), NEWROOT, path)) < 0)
+		return r;
+	r = S_ISDIR(st.st_mode) ? mkdir_p(dst) : touch_p(dst);
+	if (r < 0)
+		return r;
+	if (syscall(SYS_move_mount, fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return -errno;
+	if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(dst), NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Clone each ro path as a detached tree while still privileged. */
+void sandbox_child_trees(const struct sandbox_plan *p)
+{
+	struct stat st;
+
+	for (size_t i = 0; p->ro_paths && p->ro_paths[i]; i++) {
+		p->ro_fds[i] = -1;
+		/* A symlink is recreated as a link, by path. */
+		if (lstat(p->ro_paths[i], &st) < 0 || S_ISLNK(st.st_mode))
+			continue;
+		p->ro_fds[i] = (int)syscall(SYS_open_tree, AT_FDCWD, p->ro_paths[i],
+					    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+	}
+}
+
 /* Build the new root and pivot into it. */
 int sandbox_child_mounts(const struct sandbox_plan *p)
 {
@@ -235,12 +273,11 @@ int sandbox_child_mounts(const struct sandbox_plan *p)
 		if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m") < 0)
 			return -errno;
 	}
-	for (char *const *ro = p->readonly; ro && *ro; ro++)
-		if ((r = bind_ro(*ro)) < 0)
+	for (size_t i = 0; p->ro_paths && p->ro_paths[i]; i++) {
+		int fd = p->ro_fds ? p->ro_fds[i] : -1;
+		if ((r = fd >= 0 ? attach_ro(fd, p->ro_paths[i]) : bind_ro(p->ro_paths[i])) < 0)
 			return r;
-	for (int i = 0; i < 2; i++)
-		if (p->binds[i] && (r = bind_ro(p->binds[i])) < 0)
-			return r;
+	}
 	/* A minimal /dev: null, zero, urandom bound from the host. */
 	static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/urandom"};
 	if ((r = s_join(dst, sizeof(dst), NEWROOT, "/dev")) < 0 || (r = mkdir_p(dst)) < 0)
@@ -271,6 +308,85 @@ int sandbox_child_mounts(const struct sandbox_plan *p)
 	    0)
 		return -errno;
 	return 0;
+}
+
+/* Read exactly n bytes at off; 0 or -1. */
+static int pread_all(int fd, void *buf, size_t n, off_t off)
+{
+	return pread(fd, buf, n, off) == (ssize_t)n ? 0 : -1;
+}
+
+/* Directories a program's ELF RUNPATH/RPATH names ($ORIGIN resolved). */
+char **sandbox_elf_rundirs(const char *path)
+{
+	Elf64_Ehdr eh;
+	char **dirs = NULL;
+	char *rp = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	if (pread_all(fd, &eh, sizeof(eh), 0) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+	    eh.e_phnum > 256)
+		goto out;
+	Elf64_Phdr ph[256];
+	if (pread_all(fd, ph, eh.e_phnum * sizeof(Elf64_Phdr), (off_t)eh.e_phoff) < 0)
+		goto out;
+	/* The dynamic section, and the file offset of a virtual address. */
+	const Elf64_Phdr *dyn = NULL;
+	for (unsigned i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_DYNAMIC)
+			dyn = &ph[i];
+	if (!dyn || dyn->p_filesz > 65536)
+		goto out;
+	Elf64_Dyn d[4096];
+	size_t nd = dyn->p_filesz / sizeof(Elf64_Dyn);
+	if (pread_all(fd, d, nd * sizeof(Elf64_Dyn), (off_t)dyn->p_offset) < 0)
+		goto out;
+	uint64_t strtab = 0, rpath = UINT64_MAX;
+	for (size_t i = 0; i < nd && d[i].d_tag != DT_NULL; i++) {
+		if (d[i].d_tag == DT_STRTAB)
+			strtab = d[i].d_un.d_ptr;
+		else if (d[i].d_tag == DT_RUNPATH ||
+			 (d[i].d_tag == DT_RPATH && rpath == UINT64_MAX))
+			rpath = d[i].d_un.d_val;
+	}
+	if (rpath == UINT64_MAX)
+		goto out;
+	off_t stroff = -1;
+	for (unsigned i = 0; i < eh.e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && strtab >= ph[i].p_vaddr &&
+		    strtab < ph[i].p_vaddr + ph[i].p_filesz)
+			stroff = (off_t)(ph[i].p_offset + (strtab - ph[i].p_vaddr));
+	char buf[4096];
+	if (stroff < 0 || pread(fd, buf, sizeof(buf) - 1, stroff + (off_t)rpath) <= 0)
+		goto out;
+	buf[sizeof(buf) - 1] = '\0';
+	char origin[4096];
+	snprintf(origin, sizeof(origin), "%s", path);
+	char *slash = strrchr(origin, '/');
+	if (slash)
+		*slash = '\0';
+	size_t n = 0;
+	dirs = calloc(64, sizeof(char *));
+	for (char *save = NULL, *tok = strtok_r(buf, ":", &save); dirs && tok && n < 63;
+	     tok = strtok_r(NULL, ":", &save)) {
+		char full[8192];
+		if (strncmp(tok, "$ORIGIN", 7) == 0)
+			snprintf(full, sizeof(full), "%s%s", origin, tok + 7);
+		else if (strncmp(tok, "${ORIGIN}", 9) == 0)
+			snprintf(full, sizeof(full), "%s%s", origin, tok + 9);
+		else
+			snprintf(full, sizeof(full), "%s", tok);
+		char *real = realpath(full, NULL);
+		if (real)
+			dirs[n++] = real;
+	}
+out:
+	free(rp);
+	close(fd);
+	return dirs;
 }
 
 /* The compiled "default" filter, or NULL. */

@@ -20,9 +20,10 @@ struct sandbox_plan {
 	bool switch_user; /* setresuid/setresgid before the user namespace */
 	uid_t uid;	  /* worker's uid outside (and inside) */
 	gid_t gid;
-	char *const *readonly; /* bind read-only, NULL-terminated */
+	char *const *ro_paths; /* bind read-only, NULL-terminated */
+	int *ro_fds;	       /* scratch, one per ro_paths entry: detached trees made by the
+				  privileged first child (open_tree), -1 where none */
 	char *const *tmpfs;    /* fresh tmpfs, NULL-terminated */
-	const char *binds[2];  /* extra paths to bind read-only (stdio programs, scripts) */
 	int exec_fd;	       /* O_PATH fd of the program to exec, opened by the daemon (the
 				  worker's uid may not be able to walk its directories, and
 				  the mount namespace need not show it); fd 6 in the child.
@@ -44,6 +45,16 @@ const struct sock_fprog *sandbox_default_filter(void);
  */
 int sandbox_child_maps(const struct sandbox_plan *p);
 int sandbox_child_mounts(const struct sandbox_plan *p);
+
+/*
+ * First child, still privileged, still in the daemon's mount namespace: clone
+ * each ro path as a detached mount tree (open_tree), so that the worker can
+ * attach it without walking the path as its own uid.  Async-signal-safe.
+ */
+void sandbox_child_trees(const struct sandbox_plan *p);
+
+/* Directories a program's ELF RUNPATH/RPATH names ($ORIGIN resolved); NULL-terminated, malloc'd. */
+char **sandbox_elf_rundirs(const char *path);
 
 /* Per-worker memory cgroup: create it (0) and return its cgroup.procs path in buf. */
 int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, char *buf, size_t len);

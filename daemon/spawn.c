@@ -195,6 +195,9 @@ static int child_main(void *arg)
 	 * namespaces as the daemon's child (CLONE_PARENT): it is pid 1 of its pid
 	 * namespace and the daemon reaps it directly.
 	 */
+	/* Still privileged and in our mount namespace: take the trees to show. */
+	if ((p->ns & NS_MOUNT) && p->ro_fds)
+		sandbox_child_trees(p);
 	if (p->switch_user && (p->ns & NS_USER) && (r = switch_user(p)) < 0)
 		child_fail(a, STEP_USER, -r);
 	int flags = CLONE_VM | CLONE_VFORK | CLONE_PARENT;

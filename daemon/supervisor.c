@@ -140,8 +140,6 @@ static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
 		t->gid = getegid();
 	}
 	t->switch_user = t->uid != geteuid() || t->gid != getegid();
-	free(t->bind_exec);
-	t->bind_exec = NULL;
 	t->exec_is_script = false;
 	if (tc->mode == MODE_NATIVE && tc->exec && tc->exec[0]) {
 		char magic[2] = {0, 0};
@@ -152,9 +150,32 @@ static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
 			close(fd);
 		}
 	}
-	if ((ns & NS_MOUNT) && tc->exec && tc->exec[0] &&
+	/* What the mount namespace shows read-only: the configured paths, the
+	 * program itself when it runs by path there (stdio programs, scripts; ELF
+	 * native workers run from an fd), and the directories its RUNPATH names. */
+	size_t n = 0, cap = 8;
+	for (char *const *ro = tc->sandbox.readonly; ro && *ro; ro++)
+		cap++;
+	char **extra = tc->exec && tc->exec[0] ? sandbox_elf_rundirs(tc->exec[0]) : NULL;
+	for (char **e = extra; e && *e; e++)
+		cap++;
+	t->ro_paths = calloc(cap, sizeof(char *));
+	t->ro_fds = calloc(cap, sizeof(int));
+	if (!t->ro_paths || !t->ro_fds)
+		fatal("out of memory");
+	for (char *const *ro = tc->sandbox.readonly; ro && *ro; ro++)
+		t->ro_paths[n++] = strdup(*ro);
+	for (char **e = extra; e && *e; e++) {
+		if (!under_readonly(tc->sandbox.readonly, *e))
+			t->ro_paths[n++] = *e;
+		else
+			free(*e);
+	}
+	free(extra);
+	if ((tc->mode == MODE_STDIO || t->exec_is_script) &&
 	    !under_readonly(tc->sandbox.readonly, tc->exec[0]))
-		t->bind_exec = strdup(tc->exec[0]);
+		t->ro_paths[n++] = strdup(tc->exec[0]);
+	t->ro_paths[n] = NULL;
 	t->sb_active =
 	    SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) | (t->use_cgroup ? SB_CGROUP : 0);
 	t->sb_missing = want & ~t->sb_active;
@@ -193,7 +214,10 @@ void type_destroy(struct type_rt *t)
 	event_free(t->backoff_timer);
 	loghist_free(&t->logs);
 	free(t->crash_ts);
-	free(t->bind_exec);
+	for (char **p = t->ro_paths; p && *p; p++)
+		free(*p);
+	free(t->ro_paths);
+	free(t->ro_fds);
 	free(t->name);
 	config_holder_put(t->holder);
 	free(t);
@@ -418,7 +442,8 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	    .switch_user = t->switch_user,
 	    .uid = t->uid,
 	    .gid = t->gid,
-	    .readonly = tc->sandbox.readonly,
+	    .ro_paths = t->ro_paths,
+	    .ro_fds = d->uid_root ? t->ro_fds : NULL,
 	    .tmpfs = tc->sandbox.tmpfs,
 	    .filter = t->use_filter ? sandbox_default_filter() : NULL,
 	};
@@ -426,12 +451,6 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	 * need for the mount namespace to show it.  Scripts need their path (#!). */
 	const char *prog = tc->mode == MODE_NATIVE ? tc->exec[0] : d->worker_path;
 	plan.exec_fd = t->exec_is_script ? -1 : open(prog, O_PATH | O_CLOEXEC);
-	if (t->ns & NS_MOUNT) {
-		if (plan.exec_fd < 0)
-			plan.binds[0] = under_readonly(tc->sandbox.readonly, prog) ? NULL : prog;
-		if (tc->mode == MODE_STDIO)
-			plan.binds[1] = t->bind_exec;
-	}
 	bool in_cgroup = false;
 	if (t->use_cgroup) {
 		int cr = sandbox_cgroup_create(id, tc->limits.memory_mb, procs, sizeof(procs));
