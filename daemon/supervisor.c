@@ -288,7 +288,8 @@ void type_set_state(struct worker *w, enum wstate s)
 	t->nstate[w->state]--;
 	t->nstate[s]++;
 	w->state = s;
-	server_emit_watch(w->d, w, s == W_EXITED ? w->reason : NULL);
+	if (s != W_EXITED) /* "exited" is told once the worker is released: see worker_on_exit */
+		server_emit_watch(w->d, w, NULL);
 }
 
 /* Alive and not on its way out. */
@@ -867,7 +868,12 @@ static void worker_on_exit(struct worker *w, int status)
 	if (crash || w->start_timed_out)
 		type_note_crash(t);
 	bool replace = crash || w->start_timed_out;
+	/* Watchers hear "exited" only after every fd of the worker is closed. */
+	struct worker ghost = {.id = w->id, .pid = w->pid, .type = t, .state = W_EXITED};
+	char reason[sizeof(w->reason)];
+	memcpy(reason, w->reason, sizeof(reason));
 	worker_release(w);
+	server_emit_watch(d, &ghost, reason);
 	if (replace)
 		t->restarts_pending = true;
 	if (t->retired && t->nworkers == 0) {
