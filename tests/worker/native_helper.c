@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <string.h>
@@ -80,7 +81,8 @@ static bool is(const void *v, size_t n, const char *s)
 /* Do what the payload says (see the top). */
 static int act(struct corral_call *call, void *arg)
 {
-	volatile int *volatile null = NULL;
+	/* Not NULL itself (UBSan would stop at a null dereference): an unmapped page. */
+	volatile int *volatile null = (volatile int *)(uintptr_t)64;
 	const void *v;
 	void *m;
 	size_t n;
