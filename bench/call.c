@@ -51,8 +51,12 @@ static const char config[] =
     "{\"types\": {\n"
     "  \"echo\": {\"builtin\": \"echo\", \"pool\": {\"min\": 4, \"max\": 4, \"queue\": 100000}},\n"
     "  \"cold\": {\"builtin\": \"echo\", \"pool\": {\"min\": 0, \"max\": 1, \"idle_timeout_ms\": "
-    "1}},\n"
+    "1},\n"
+    "            \"sandbox\": {\"namespaces\": [], \"seccomp\": \"none\"}},\n"
     "  \"sp\":   {\"builtin\": \"echo\", \"pool\": {\"min\": 0, \"max\": 200,\n"
+    "                                         \"idle_timeout_ms\": 3600000},\n"
+    "            \"sandbox\": {\"namespaces\": [], \"seccomp\": \"none\"}},\n"
+    "  \"spsb\": {\"builtin\": \"echo\", \"pool\": {\"min\": 0, \"max\": 200,\n"
     "                                         \"idle_timeout_ms\": 3600000}}\n"
     "}}\n";
 
@@ -354,8 +358,11 @@ static double throughput(struct bench_daemon *d, int nclients)
 	return rate;
 }
 
-/* Spawn-to-ready of one worker, each stopped and gone before the next; µs. */
-static void spawn_ready(struct bench_daemon *d, const char *hello)
+/*
+ * Spawn-to-ready of one worker of type, each stopped and gone before the next;
+ * µs.  With hello, the bare fork+exec+handshake baseline is measured alongside.
+ */
+static void spawn_ready(struct bench_daemon *d, const char *type, const char *hello)
 {
 	static double ts[SPAWN_ITERS], tb[SPAWN_ITERS];
 	struct bench_conn c, watch;
@@ -368,7 +375,7 @@ static void spawn_ready(struct bench_daemon *d, const char *hello)
 	for (int i = -5; i < SPAWN_ITERS; i++) {
 		/* corrald */
 		uint64_t t0 = bench_now_ns();
-		json_t *r = bench_request(&c, false, "\"cmd\":\"spawn\",\"type\":\"sp\"");
+		json_t *r = bench_request(&c, false, "\"cmd\":\"spawn\",\"type\":\"%s\"", type);
 		double us = (double)(bench_now_ns() - t0) / 1e3;
 		uint64_t wid;
 		if (bench_reply_ids(r, &wid, 1) != 1)
@@ -380,6 +387,10 @@ static void spawn_ready(struct bench_daemon *d, const char *hello)
 		if (!bench_watch_wait(&watch, &f, 10000, NULL))
 			bench_die("worker %llu did not exit after stop", (unsigned long long)wid);
 
+		if (i >= 0)
+			ts[i] = us;
+		if (!hello)
+			continue;
 		/* bare */
 		int sp[2];
 		posix_spawn_file_actions_t fa;
@@ -400,15 +411,20 @@ static void spawn_ready(struct bench_daemon *d, const char *hello)
 		close(sp[0]);
 		close(sp[1]);
 		waitpid(pid, NULL, 0);
-		if (i >= 0) {
-			ts[i] = us;
+		if (i >= 0)
 			tb[i] = bus;
-		}
 	}
 	bench_conn_close(&watch);
 	bench_conn_close(&c);
 	double s50 = bench_percentile(ts, SPAWN_ITERS, 50),
 	       s99 = bench_percentile(ts, SPAWN_ITERS, 99);
+	if (!hello) {
+		/* The whole sandbox: six namespaces, mounts, seccomp, another uid. */
+		printf("BENCH spawn_ready_sandboxed_us_p50 %.1f us\n", s50);
+		printf("BENCH spawn_ready_sandboxed_us_p99 %.1f us\n", s99);
+		fflush(stdout);
+		return;
+	}
 	double b50 = bench_percentile(tb, SPAWN_ITERS, 50);
 	printf("BENCH spawn_ready_us_p50 %.1f us\n", s50);
 	printf("BENCH spawn_ready_us_p99 %.1f us\n", s99);
@@ -504,7 +520,8 @@ int main(void)
 		fflush(stdout);
 	}
 
-	spawn_ready(&d, hello);
+	spawn_ready(&d, "sp", hello);
+	spawn_ready(&d, "spsb", NULL);
 	time_to_100(&d);
 	call_cold(&d);
 

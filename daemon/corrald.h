@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <jansson.h>
 
 #include "config.h"
@@ -61,7 +62,8 @@ struct call {
 	char *key;
 	uint64_t seq; /* call id on the worker wire */
 	uint64_t start_us;
-	struct event *timer; /* timeout */
+	struct event timer; /* timeout, armed once the call is accepted */
+	bool timer_set;
 	bool queued;
 	bool text;    /* payload came as a string */
 	bool want_fd; /* payload came as an fd: result goes back as an fd */
@@ -84,6 +86,7 @@ TAILQ_HEAD(callq, call);
 struct worker {
 	TAILQ_ENTRY(worker) tentry; /* type's worker list */
 	TAILQ_ENTRY(worker) dentry; /* daemon's worker list */
+	TAILQ_ENTRY(worker) ientry; /* type's idle list, while idle */
 	struct daemon *d;
 	struct type_rt *type;
 	uint64_t id;
@@ -139,7 +142,8 @@ struct type_rt {
 	bool min_paused;       /* `stop TYPE` pauses the min refill */
 	bool restarts_pending; /* the next spawn replaces a crashed worker */
 	struct workerq workers;
-	unsigned nworkers; /* alive: not yet reaped */
+	struct workerq idle; /* idle workers, most recently used first */
+	unsigned nworkers;   /* alive: not yet reaped */
 	unsigned nstate[W_NSTATES];
 	struct callq queue;
 	unsigned nqueued;

@@ -79,8 +79,8 @@ void call_free(struct call *c)
 		TAILQ_REMOVE(&c->type->queue, c, qentry);
 		c->type->nqueued--;
 	}
-	if (c->timer)
-		event_free(c->timer);
+	if (c->timer_set)
+		event_del(&c->timer);
 	if (c->payload_fd >= 0)
 		close(c->payload_fd);
 	if (c->res_memfd >= 0)
@@ -101,8 +101,18 @@ static void call_detach(struct call *c)
 	}
 }
 
+static void call_reply_line(struct call *c, char *line, size_t len, int fd, bool ok);
+
 /* Send a reply for c (if its client is still there) and free it. */
 static void call_reply(struct call *c, json_t *reply, int fd, bool ok)
+{
+	char *line = json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(reply);
+	call_reply_line(c, line, line ? strlen(line) : 0, fd, ok);
+}
+
+/* Send an already serialized reply line (line is taken) and free the call. */
+static void call_reply_line(struct call *c, char *line, size_t len, int fd, bool ok)
 {
 	struct daemon *d = c->d;
 	struct client *cl = c->client;
@@ -116,9 +126,9 @@ static void call_reply(struct call *c, json_t *reply, int fd, bool ok)
 	if (cl) {
 		LIST_REMOVE(c, centry);
 		c->client = NULL;
-		client_send(cl, reply, fd);
+		client_send_line(cl, line, len, fd);
 	} else {
-		json_decref(reply);
+		free(line);
 		if (fd >= 0)
 			close(fd);
 	}
@@ -150,15 +160,15 @@ void worker_fail_call(struct worker *w, const char *code, const char *msg)
 	call_finish_error(c, code, "%s", msg);
 }
 
-/* Idle worker of t for key (NULL: any), or NULL. */
+/* Idle worker of t for key (NULL: any), or NULL; the most recently used first. */
 static struct worker *type_idle_worker(struct type_rt *t, const char *key)
 {
 	struct worker *w;
-	TAILQ_FOREACH(w, &t->workers, tentry)
+	TAILQ_FOREACH(w, &t->idle, ientry)
 	{
-		if (w->state != W_IDLE || w->call)
+		if (w->call)
 			continue;
-		if (key ? (w->key && strcmp(w->key, key) == 0) : true)
+		if (!key || (w->key && strcmp(w->key, key) == 0))
 			return w;
 	}
 	return NULL;
@@ -168,6 +178,11 @@ static struct worker *type_idle_worker(struct type_rt *t, const char *key)
 static void type_count_key(struct type_rt *t, const char *key, unsigned *live, unsigned *starting)
 {
 	struct worker *w;
+	if (!key) {
+		*starting = t->nstate[W_STARTING];
+		*live = *starting + t->nstate[W_IDLE] + t->nstate[W_BUSY];
+		return;
+	}
 	*live = *starting = 0;
 	TAILQ_FOREACH(w, &t->workers, tentry)
 	{
@@ -217,12 +232,12 @@ static bool type_grow(struct type_rt *t, const char *key)
 	char err[256];
 	unsigned live, starting;
 
-	if (now_ms() < t->backoff_until_ms)
+	unsigned total = t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
+	if (t->retired || (total >= p->max && !key))
 		return false;
 	if (d->shutting_down && t->nworkers > 0)
 		return false; /* draining: only a type with no worker left may start one */
-	unsigned total = t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
-	if (t->retired)
+	if (t->backoff_until_ms && now_ms() < t->backoff_until_ms)
 		return false;
 	if (key) {
 		type_count_key(t, key, &live, &starting);
@@ -269,7 +284,14 @@ void type_pump(struct type_rt *t)
 			call_start(w, c);
 			continue;
 		}
-		/* No idle worker: is one on its way for this call? */
+		if (!c->key) {
+			/* No idle worker at all: the rest of the queue waits too.  Start
+			 * as many workers as calls wait beyond those already starting. */
+			while (t->nqueued > t->nstate[W_STARTING] && type_grow(t, NULL))
+				;
+			return;
+		}
+		/* Key isolation: is a worker on its way for this key? */
 		unsigned live, starting;
 		type_count_key(t, c->key, &live, &starting);
 		if (type_count_queued(t, c->key) > starting)
@@ -320,14 +342,13 @@ void call_submit(struct call *c)
 	type_pump(t);
 }
 
-/* Arm the call's timeout. */
+/* Arm the call's timeout (the event lives in the call: no allocation per call). */
 void call_arm_timeout(struct call *c, uint64_t ms)
 {
-	c->timer = evtimer_new(c->d->base, call_on_timeout, c);
-	if (!c->timer)
-		fatal("out of memory");
+	evtimer_assign(&c->timer, c->d->base, call_on_timeout, c);
 	struct timeval tv = tv_ms(ms);
-	evtimer_add(c->timer, &tv);
+	evtimer_add(&c->timer, &tv);
+	c->timer_set = true;
 }
 
 /* The call ran out of time: reply timeout; kill its worker if it had one. */
@@ -355,8 +376,11 @@ static int worker_doorbell(struct worker *w)
 	return r == -EAGAIN ? 0 : r; /* a full socket holds doorbells enough */
 }
 
-/* Write as much pending payload into the ring as fits; -1 on a fault. */
-static int worker_tx_pump(struct worker *w)
+/*
+ * Write as much pending payload into the ring as fits; -1 on a fault.  bell:
+ * ring the worker when it waits for bytes (false when MSG_CALL follows anyway).
+ */
+static int worker_tx_pump(struct worker *w, bool bell)
 {
 	struct call *c = w->call;
 	for (;;) {
@@ -368,7 +392,8 @@ static int worker_tx_pump(struct worker *w)
 		if (r < 0)
 			return -1;
 		c->payload_off += n;
-		if (n > 0 && ring_producer_wake_needed(&w->ring.tx) && worker_doorbell(w) < 0)
+		if (n > 0 && ring_producer_wake_needed(&w->ring.tx) && bell &&
+		    worker_doorbell(w) < 0)
 			return -1;
 		if (c->payload_off >= c->payload_len)
 			return 0;
@@ -487,7 +512,7 @@ static void worker_after_call(struct worker *w)
 void worker_on_doorbell(struct worker *w)
 {
 	bool oom = false;
-	if (worker_rx_drain(w, &oom) < 0 || worker_tx_pump(w) < 0) {
+	if (worker_rx_drain(w, &oom) < 0 || worker_tx_pump(w, true) < 0) {
 		worker_fault(w, "worker_error", "corrupt ring");
 		return;
 	}
@@ -598,11 +623,12 @@ void worker_on_result(struct worker *w, struct frame *f)
 			}
 			char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 			size_t len = line ? strlen(line) : 0;
-			free(line);
-			if (len <= LINE_MAX_BYTES) {
-				call_reply(c, o, -1, true);
+			if (line && len <= LINE_MAX_BYTES) {
+				json_decref(o);
+				call_reply_line(c, line, len, -1, true);
 				goto done;
 			}
+			free(line);
 			/* Too large inline: go by fd after all. */
 			json_object_del(o, "result");
 			json_object_del(o, "result_b64");
@@ -666,7 +692,7 @@ static void call_start(struct worker *w, struct call *c)
 		nfds = 1;
 	} else {
 		mc.len = c->payload_len;
-		if (worker_tx_pump(w) < 0)
+		if (worker_tx_pump(w, false) < 0)
 			goto fault;
 	}
 	/* Announce that we wait for result bytes before the worker can produce any:

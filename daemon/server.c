@@ -477,18 +477,18 @@ void client_send(struct client *c, json_t *obj, int fd)
 {
 	char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
 	json_decref(obj);
-	if (!s) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	if (c->dead) {
+	client_send_line(c, s, s ? strlen(s) : 0, fd);
+}
+
+/* Queue one serialized line (s, malloc'd, no newline, is taken) with an optional fd. */
+void client_send_line(struct client *c, char *s, size_t len, int fd)
+{
+	if (!s || c->dead) {
 		free(s);
 		if (fd >= 0)
 			close(fd);
 		return;
 	}
-	size_t len = strlen(s);
 	struct outmsg *m = malloc(sizeof(*m));
 	char *data = realloc(s, len + 1);
 	if (!m || !data) {
@@ -843,7 +843,8 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		c->inlen += (size_t)n;
-		if (client_process(c) < 0 || c->dead || c->closing)
+		bool drained = (size_t)n < iov.iov_len; /* a short read took all there was */
+		if (client_process(c) < 0 || c->dead || c->closing || drained)
 			return;
 	}
 }

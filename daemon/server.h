@@ -88,6 +88,8 @@ bool server_flush_all(struct server *s);
 
 /* Queue one JSON line (obj is stolen) with an optional fd (stolen). */
 void client_send(struct client *c, json_t *obj, int fd);
+/* Queue one serialized line (s, malloc'd, no newline, is taken) with an optional fd. */
+void client_send_line(struct client *c, char *s, size_t len, int fd);
 /* {"id":id,"ok":true, ...fields of extra (stolen, may be NULL)} */
 void client_reply_ok(struct client *c, json_t *id, json_t *extra);
 /* {"id":id,"ok":false,"error":{code,message}} */

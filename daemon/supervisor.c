@@ -194,6 +194,7 @@ static struct type_rt *type_new(struct daemon *d, struct config_holder *h,
 	h->refs++;
 	t->name = strdup(tc->name);
 	TAILQ_INIT(&t->workers);
+	TAILQ_INIT(&t->idle);
 	TAILQ_INIT(&t->queue);
 	t->crash_ts = calloc(tc->restart.burst + 1, sizeof(uint64_t));
 	t->backoff_timer = evtimer_new(d->base, type_on_backoff, t);
@@ -285,6 +286,10 @@ bool worker_transition_result(struct worker *w)
 void type_set_state(struct worker *w, enum wstate s)
 {
 	struct type_rt *t = w->type;
+	if (w->state == W_IDLE)
+		TAILQ_REMOVE(&t->idle, w, ientry);
+	if (s == W_IDLE) /* most recently used first: its pages are warm */
+		TAILQ_INSERT_HEAD(&t->idle, w, ientry);
 	t->nstate[w->state]--;
 	t->nstate[s]++;
 	w->state = s;
@@ -398,6 +403,8 @@ static void type_on_backoff(evutil_socket_t fd, short what, void *arg)
 	struct type_rt *t = arg;
 	(void)fd;
 	(void)what;
+	/* The delay is over (libevent's clock may run a little behind ours). */
+	t->backoff_until_ms = 0;
 	type_reconcile(t);
 	type_pump(t);
 }
@@ -696,7 +703,9 @@ static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
 	struct frame f;
 	(void)what;
 
-	for (int i = 0; i < 64 && !w->reaped; i++) {
+	/* One frame per wakeup: the loop is level-triggered, and a worker mostly sends
+	 * one frame at a time (reading on to EAGAIN would cost a syscall per call). */
+	if (!w->reaped) {
 		int r = frame_recv(fd, &f);
 		if (r == -EAGAIN)
 			return;

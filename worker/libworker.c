@@ -67,6 +67,7 @@ struct corral_worker {
 	int dead;	       /* 0, -EPIPE (daemon gone) or -EPROTO; sticky */
 	bool stop;	       /* MSG_STOP seen: exit after the current call */
 	bool in_call;
+	bool bell_owed; /* result bytes published while the daemon waits: ring before blocking */
 	struct pending_call next;
 	char why[256]; /* what went wrong when dead == -EPROTO */
 };
@@ -537,8 +538,9 @@ int corral_call_try_write(struct corral_call *c, const void *buf, size_t len, si
 		r = ring_write(&w->ring.tx, buf, len, &n);
 		if (r < 0)
 			return worker_die(w, "the daemon corrupted the result ring");
+		/* The doorbell waits: MSG_RESULT rings it anyway, or we ring before blocking. */
 		if (n > 0 && ring_producer_wake_needed(&w->ring.tx))
-			worker_doorbell(w);
+			w->bell_owed = true;
 	}
 	c->written += n;
 	*ret_written = n;
@@ -637,7 +639,7 @@ int corral_call_commit(struct corral_call *c, size_t len)
 	} else {
 		ring_commit(&w->ring.tx, len);
 		if (len > 0 && ring_producer_wake_needed(&w->ring.tx))
-			worker_doorbell(w);
+			w->bell_owed = true;
 	}
 	c->written += len;
 	return w->dead;
@@ -649,6 +651,11 @@ int corral_call_wait_prepare(struct corral_call *c, bool rx, bool tx, struct pol
 
 	if (w->dead)
 		return w->dead;
+	if (w->bell_owed) {
+		/* About to block: the daemon must drain what we published. */
+		w->bell_owed = false;
+		worker_doorbell(w);
+	}
 	if (rx && !ring_consumer_prepare_sleep(&w->ring.rx))
 		return 0;
 	if (tx && !ring_producer_prepare_sleep(&w->ring.tx))
@@ -716,6 +723,7 @@ static void call_finish(struct corral_call *c, int handler_ret)
 		m.len = (c->flags & CALL_F_WANT_FD) ? 0 : c->written;
 	}
 	len = msg_result_encode(buf, sizeof(buf), &m);
+	w->bell_owed = false; /* MSG_RESULT is the doorbell */
 	if (len >= 0 && !w->dead)
 		worker_send(w, MSG_RESULT, flags, c->id, buf, (size_t)len, &c->out_fd,
 			    flags ? 1 : 0);
