@@ -35,6 +35,13 @@ extern char **environ;
 
 static int write_cgroup(const char *procs);
 
+/*
+ * Code that runs in the clone()d child, on its own stack in our address space:
+ * sanitizer runtimes track stacks and would misread it (and print into the
+ * worker's stderr), so it is not instrumented.
+ */
+#define CHILD_CODE __attribute__((no_sanitize("address", "undefined")))
+
 #define SPAWN_STACK_SIZE (256u * 1024u)
 
 /* What the child needs; lives on the parent's stack during the clone. */
@@ -65,7 +72,7 @@ enum {
 };
 
 /* Report errno (or -r) and the failing step through the error pipe, then die. */
-static _Noreturn void child_fail(struct child_args *a, int step, int err)
+CHILD_CODE static _Noreturn void child_fail(struct child_args *a, int step, int err)
 {
 	int msg[2] = {step, err};
 	ssize_t w = write(a->errpipe, msg, sizeof(msg));
@@ -74,14 +81,14 @@ static _Noreturn void child_fail(struct child_args *a, int step, int err)
 }
 
 /* Set one rlimit (soft = hard). */
-static int set_limit(int res, rlim_t v)
+CHILD_CODE static int set_limit(int res, rlim_t v)
 {
 	struct rlimit rl = {v, v};
 	return setrlimit(res, &rl);
 }
 
 /* Drop to the worker's uid and gid. */
-static int switch_user(const struct sandbox_plan *p)
+CHILD_CODE static int switch_user(const struct sandbox_plan *p)
 {
 	if (setgroups(0, NULL) < 0 && errno != EPERM)
 		return -errno;
@@ -94,7 +101,7 @@ static int switch_user(const struct sandbox_plan *p)
  * The worker side of the spawn, in the final process: namespaces' inside,
  * death signal, limits, seccomp, exec.  Shared by both spawn shapes.
  */
-static int child_final(void *arg)
+CHILD_CODE static int child_final(void *arg)
 {
 	struct child_args *a = arg;
 	const struct sandbox_plan *p = a->plan;
@@ -151,7 +158,7 @@ static int child_final(void *arg)
 }
 
 /* The child: runs on its own stack in our address space until execve. */
-static int child_main(void *arg)
+CHILD_CODE static int child_main(void *arg)
 {
 	struct child_args *a = arg;
 	const struct sandbox_plan *p = a->plan;
@@ -221,7 +228,7 @@ static int child_main(void *arg)
 }
 
 /* Join a cgroup: write "0" (ourselves) to its cgroup.procs; 0 or -errno. */
-static int write_cgroup(const char *procs)
+CHILD_CODE static int write_cgroup(const char *procs)
 {
 	int fd = open(procs, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
