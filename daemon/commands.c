@@ -342,7 +342,8 @@ static void cmd_kill(struct client *c, json_t *id, json_t *req)
 	}
 	/* Asked for: if it dies of it, that is no crash (no backoff), though min refills. */
 	w->sent_signal = sig;
-	w->killed_by_us = true;
+	if (sig != SIGSTOP && sig != SIGCONT)
+		w->killed_by_us = true;
 	worker_kill(w, sig, NULL);
 	client_reply_ok(c, id, NULL);
 }
@@ -355,6 +356,24 @@ static bool fd_is_payload(int fd, off_t *ret_size)
 		return false;
 	*ret_size = st.st_size;
 	return true;
+}
+
+/*
+ * The worker gets the payload read-only, with an offset of its own: a client's
+ * O_RDWR fd is reopened through /proc (kept as is where that is refused).
+ */
+static int fd_read_only(int fd)
+{
+	char path[64];
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_ACCMODE) == O_RDONLY)
+		return fd;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	if (ro < 0)
+		return fd;
+	close(fd);
+	return ro;
 }
 
 /* call type payload|payload_b64|payload_fd [timeout_ms] [key] */
@@ -426,7 +445,7 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 					   "payload_fd must be a regular file or a memfd");
 			return;
 		}
-		call->payload_fd = fd;
+		call->payload_fd = fd_read_only(fd);
 		call->want_fd = true;
 	} else if (pv) {
 		size_t len = json_string_length(pv);
@@ -451,16 +470,17 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 		call->payload = data;
 		call->payload_len = n;
 	}
-	if (c->ncur_fds && client_take_fd(c) >= 0) {
-		/* More fds than the one payload_fd: taken above; extra is an error. */
+	int extra = client_take_fd(c);
+	if (extra >= 0) {
+		/* An fd beyond the one payload_fd takes (or one with no payload_fd). */
+		close(extra);
 		call->req_id = json_incref(id);
 		LIST_INSERT_HEAD(&c->calls, call, centry);
 		call->client = c;
-		call_finish_error(call, "bad_request", "call takes at most one fd");
+		call_finish_error(call, "bad_request",
+				  fv ? "call takes exactly one fd with payload_fd"
+				     : "call takes an fd only with \"payload_fd\": true");
 		return;
-	}
-	if (!fv && c->ncur_fds) {
-		/* unreachable: checked above */
 	}
 	call->req_id = json_incref(id);
 	call->key = kv ? strdup(json_string_value(kv)) : NULL;

@@ -106,8 +106,22 @@ static void call_reply_line(struct call *c, char *line, size_t len, int fd, bool
 /* Send a reply for c (if its client is still there) and free it. */
 static void call_reply(struct call *c, json_t *reply, int fd, bool ok)
 {
-	char *line = json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII);
+	char *line = reply ? json_dumps(reply, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(reply);
+	if (!line) {
+		/* Every call gets its one reply, even when this one cannot be encoded. */
+		char *id = json_dumps(c->req_id, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		ok = false;
+		if (asprintf(&line,
+			     "{\"id\":%s,\"ok\":false,\"error\":{\"code\":\"internal\","
+			     "\"message\":\"the reply could not be encoded\"}}",
+			     id ? id : "null") < 0)
+			line = NULL;
+		free(id);
+	}
 	call_reply_line(c, line, line ? strlen(line) : 0, fd, ok);
 }
 
@@ -224,12 +238,15 @@ static bool type_evict_idle(struct type_rt *t, const char *key)
 	return false;
 }
 
-/* Spawn one more worker for key when the pool allows it; true when one started. */
-static bool type_grow(struct type_rt *t, const char *key)
+/*
+ * Spawn one more worker for key when the pool allows it; true when one
+ * started.  A failed spawn is reported in err (err[0] set) and touches no call:
+ * the caller may be walking the queue.
+ */
+static bool type_grow(struct type_rt *t, const char *key, char *err, size_t errlen)
 {
 	const struct pool_config *p = &t->cfg->pool;
 	struct daemon *d = t->d;
-	char err[256];
 	unsigned live, starting;
 
 	unsigned total = t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
@@ -249,17 +266,9 @@ static bool type_grow(struct type_rt *t, const char *key)
 			type_evict_idle(t, key);
 		return false;
 	}
-	struct worker *w = worker_spawn(t, key, err, sizeof(err));
+	struct worker *w = worker_spawn(t, key, err, errlen);
 	if (!w) {
 		log_err("type %s: cannot spawn a worker: %s", t->name, err);
-		/* Calls waiting for this type would wait for nothing: fail them now. */
-		struct call *c, *tmp;
-		for (c = TAILQ_FIRST(&t->queue); c; c = tmp) {
-			tmp = TAILQ_NEXT(c, qentry);
-			if (!key || (c->key && strcmp(c->key, key) == 0))
-				call_finish_error(c, "internal", "cannot start a %s worker: %s",
-						  t->name, err);
-		}
 		return false;
 	}
 	if (t->restarts_pending) {
@@ -269,10 +278,26 @@ static bool type_grow(struct type_rt *t, const char *key)
 	return true;
 }
 
+/* A spawn failed: queued calls that no live worker can serve would wait for nothing. */
+static void type_fail_orphans(struct type_rt *t, const char *err)
+{
+	struct call *c, *tmp;
+	unsigned live, starting;
+
+	for (c = TAILQ_FIRST(&t->queue); c; c = tmp) {
+		tmp = TAILQ_NEXT(c, qentry);
+		type_count_key(t, c->key, &live, &starting);
+		if (live == 0)
+			call_finish_error(c, "internal", "cannot start a %s worker: %s", t->name,
+					  err);
+	}
+}
+
 /* Hand queued calls to idle workers; grow the pool for the rest. */
 void type_pump(struct type_rt *t)
 {
 	struct call *c, *tmp;
+	char err[256] = "";
 
 	for (c = TAILQ_FIRST(&t->queue); c; c = tmp) {
 		tmp = TAILQ_NEXT(c, qentry);
@@ -287,16 +312,20 @@ void type_pump(struct type_rt *t)
 		if (!c->key) {
 			/* No idle worker at all: the rest of the queue waits too.  Start
 			 * as many workers as calls wait beyond those already starting. */
-			while (t->nqueued > t->nstate[W_STARTING] && type_grow(t, NULL))
+			while (t->nqueued > t->nstate[W_STARTING] &&
+			       type_grow(t, NULL, err, sizeof(err)))
 				;
-			return;
+			break;
 		}
 		/* Key isolation: is a worker on its way for this key? */
 		unsigned live, starting;
 		type_count_key(t, c->key, &live, &starting);
-		if (type_count_queued(t, c->key) > starting)
-			type_grow(t, c->key);
+		if (type_count_queued(t, c->key) > starting &&
+		    !type_grow(t, c->key, err, sizeof(err)) && err[0])
+			break;
 	}
+	if (err[0])
+		type_fail_orphans(t, err);
 }
 
 /* Accept a new call: dispatch, queue, or refuse. */
@@ -481,6 +510,10 @@ static int worker_rx_drain(struct worker *w, bool *ret_oom)
 				*ret_oom = true;
 			ring_consume(&w->ring.rx, n);
 			any = true;
+			/* Past output_kb: stop here (a worker streaming without end must
+			 * not hold the loop); the caller answers too_large. */
+			if (w->call->res_too_large)
+				return -2;
 		}
 		if (r < 0)
 			return -1;
@@ -508,16 +541,35 @@ static void worker_after_call(struct worker *w)
 		worker_idle(w); /* stops it when draining */
 }
 
+/* The result outgrew output_kb: the call is too_large, the worker goes (no crash). */
+static void worker_over_limit(struct worker *w)
+{
+	worker_kill(w, SIGKILL, "result past output_kb");
+	event_del(w->ev_sock);
+	char msg[128];
+	snprintf(msg, sizeof(msg), "result exceeds the output limit of %llu KiB",
+		 (unsigned long long)w->type->cfg->limits.output_kb);
+	worker_fail_call(w, "too_large", msg);
+}
+
 /* A doorbell: drain results, continue the payload. */
 void worker_on_doorbell(struct worker *w)
 {
 	bool oom = false;
-	if (worker_rx_drain(w, &oom) < 0 || worker_tx_pump(w, true) < 0) {
+	int r = worker_rx_drain(w, &oom);
+	if (r == -2) {
+		worker_over_limit(w);
+		return;
+	}
+	if (r < 0 || worker_tx_pump(w, true) < 0) {
 		worker_fault(w, "worker_error", "corrupt ring");
 		return;
 	}
 	if (oom && w->call) {
-		call_detach(w->call);
+		/* We cannot hold its result: the call fails now, the worker goes. */
+		worker_kill(w, SIGKILL, "no memory for its result");
+		event_del(w->ev_sock);
+		worker_fail_call(w, "internal", "corrald ran out of memory for the result");
 	}
 }
 
@@ -560,17 +612,34 @@ void worker_on_result(struct worker *w, struct frame *f)
 		snprintf(why, sizeof(why), "result before the whole payload was read");
 		goto fault;
 	}
-	if (worker_rx_drain(w, &oom) < 0) {
+	int dr = worker_rx_drain(w, &oom);
+	if (dr == -2) {
+		worker_over_limit(w);
+		return;
+	}
+	if (dr < 0) {
 		snprintf(why, sizeof(why), "corrupt ring");
 		goto fault;
 	}
 	int rfd = -1;
 	if (f->hdr.flags & RESULT_F_FD) {
+		if (!c->want_fd) {
+			snprintf(why, sizeof(why), "a result fd for a call that asked for none");
+			goto fault;
+		}
 		if (c->res_total != 0 || !result_fd_ok(f->fds[0], res.len)) {
 			snprintf(why, sizeof(why), "result fd is not a sealed memfd of its length");
 			goto fault;
 		}
-		rfd = frame_take_fd(f, 0);
+		/* The client gets an open file of its own (offset included), not the worker's. */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fds[0]);
+		rfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (rfd < 0) {
+			snprintf(why, sizeof(why), "cannot reopen the result fd: %s",
+				 strerror(errno));
+			goto fault;
+		}
 		c->res_total = res.len;
 	} else if (c->res_total != res.len) {
 		snprintf(why, sizeof(why), "result length %llu but %llu bytes in the ring",

@@ -236,7 +236,7 @@ int main(int argc, char **argv)
 	event_config_avoid_method(ec, "select");
 	d.base = event_base_new_with_config(ec);
 	event_config_free(ec);
-	if (!d.base) {
+	if (!d.base || event_base_priority_init(d.base, EV_NPRIO) < 0) {
 		log_err("cannot create the event loop");
 		config_free(cfg);
 		return 1;

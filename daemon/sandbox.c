@@ -25,6 +25,11 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+
+#ifndef ST_VALID
+#define ST_VALID 0x0020 /* statfs f_flags is filled (Linux 2.6.36+) */
+#endif
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -153,23 +158,38 @@ static int touch_p(char *path)
 /* Mount flags that a remount inside a user namespace must keep (locked flags). */
 static unsigned long locked_flags(const char *path)
 {
-	struct statvfs sv;
+	struct statfs sf;
 	unsigned long f = 0;
-	if (statvfs(path, &sv) < 0)
+	/* statfs(2), not statvfs(3): no fallback through stdio in the child. */
+	if (statfs(path, &sf) < 0 || !(sf.f_flags & ST_VALID))
 		return MS_NOSUID | MS_NODEV;
-	if (sv.f_flag & ST_NOSUID)
+	if (sf.f_flags & ST_NOSUID)
 		f |= MS_NOSUID;
-	if (sv.f_flag & ST_NODEV)
+	if (sf.f_flags & ST_NODEV)
 		f |= MS_NODEV;
-	if (sv.f_flag & ST_NOEXEC)
+	if (sf.f_flags & ST_NOEXEC)
 		f |= MS_NOEXEC;
-	if (sv.f_flag & ST_NOATIME)
+	if (sf.f_flags & ST_NOATIME)
 		f |= MS_NOATIME;
-	if (sv.f_flag & ST_NODIRATIME)
+	if (sf.f_flags & ST_NODIRATIME)
 		f |= MS_NODIRATIME;
-	if (sv.f_flag & ST_RELATIME)
+	if (sf.f_flags & ST_RELATIME)
 		f |= MS_RELATIME;
 	return f;
+}
+
+/* Make the mount at dst and every mount below it read-only. */
+static int make_ro(const char *dst)
+{
+	struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+	if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -errno;
+	/* Before Linux 5.12: the top mount only. */
+	if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(dst), NULL) < 0)
+		return -errno;
+	return 0;
 }
 
 /*
@@ -210,9 +230,7 @@ static int bind_ro_from(const char *src, const char *path)
 		return r;
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return -errno;
-	if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(dst), NULL) < 0)
-		return -errno;
-	return 0;
+	return make_ro(dst);
 }
 
 /* Bind a path read-only at the same path inside. */
@@ -237,9 +255,7 @@ static int attach_ro(int fd, const char *path)
 		return r;
 	if (syscall(SYS_move_mount, fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return -errno;
-	if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | locked_flags(dst), NULL) < 0)
-		return -errno;
-	return 0;
+	return make_ro(dst);
 }
 
 /* Clone each ro path as a detached tree while still privileged. */
@@ -577,17 +593,6 @@ bool sandbox_cgroup_finish(uint64_t worker_id)
 				oom = true;
 		}
 		fclose(f);
-	}
-	if (!oom && !cgroup_v2) {
-		/* Older v1 kernels: a hit limit shows in failcnt. */
-		snprintf(file, sizeof(file), "%s/memory.failcnt", dir);
-		f = fopen(file, "re");
-		unsigned long long n = 0;
-		if (f) {
-			if (fscanf(f, "%llu", &n) == 1 && n > 0)
-				oom = oom || false;
-			fclose(f);
-		}
 	}
 	rmdir(dir);
 	return oom;

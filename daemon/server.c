@@ -21,6 +21,7 @@
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
 static void client_free(struct client *c);
+static void client_on_flush(evutil_socket_t fd, short what, void *arg);
 
 /* Resolve the daemon's socket path per DESIGN.md; malloc'd. */
 char *server_default_path(const char *cli, const struct config *cfg)
@@ -282,15 +283,21 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 		LIST_INIT(&c->spawns);
 		c->ev_rd = event_new(s->d->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
 		c->ev_wr = event_new(s->d->base, fd, EV_WRITE | EV_PERSIST, client_on_write, c);
-		if (!c->ev_rd || !c->ev_wr) {
+		c->ev_flush = event_new(s->d->base, -1, 0, client_on_flush, c);
+		if (!c->ev_rd || !c->ev_wr || !c->ev_flush) {
 			if (c->ev_rd)
 				event_free(c->ev_rd);
 			if (c->ev_wr)
 				event_free(c->ev_wr);
+			if (c->ev_flush)
+				event_free(c->ev_flush);
 			close(fd);
 			free(c);
 			continue;
 		}
+		/* Replies flush after every other event of a loop turn: one write carries
+		 * all the replies a turn produced for this client. */
+		event_priority_set(c->ev_flush, EV_PRIO_FLUSH);
 		event_add(c->ev_rd, NULL);
 		LIST_INSERT_HEAD(&s->clients, c, entry);
 		s->nclients++;
@@ -399,6 +406,7 @@ static void client_free(struct client *c)
 	json_decref(c->watch_id);
 	event_free(c->ev_rd);
 	event_free(c->ev_wr);
+	event_free(c->ev_flush);
 	close(c->fd);
 	LIST_REMOVE(c, entry);
 	c->srv->nclients--;
@@ -456,10 +464,49 @@ static int client_flush(struct client *c)
 	return 0;
 }
 
-/* Mark a client dead and free it once no callback is on the stack. */
+/* Free a client (from the loop, never from under a caller that still holds it). */
 static void client_drop(struct client *c)
 {
 	client_free(c);
+}
+
+/* Flush at the end of the loop turn; a dead client is freed here. */
+static void client_schedule(struct client *c)
+{
+	if (!c->flush_pending) {
+		c->flush_pending = true;
+		event_active(c->ev_flush, EV_TIMEOUT, 1);
+	}
+}
+
+/* Mark a client dead: no more output; freed by the flush event. */
+static void client_kill(struct client *c)
+{
+	c->dead = true;
+	c->closing = true;
+	event_del(c->ev_rd);
+	event_del(c->ev_wr);
+	while (!TAILQ_EMPTY(&c->out)) {
+		struct outmsg *o = TAILQ_FIRST(&c->out);
+		TAILQ_REMOVE(&c->out, o, entry);
+		if (o->fd >= 0)
+			close(o->fd);
+		free(o->data);
+		free(o);
+	}
+	c->outbytes = 0;
+	client_schedule(c);
+}
+
+/* The loop turn is over: write what it queued. */
+static void client_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	(void)fd;
+	(void)what;
+	c->flush_pending = false;
+	if (c->dead || client_flush(c) < 0)
+		client_drop(c);
 }
 
 /* Socket writable: flush. */
@@ -503,43 +550,18 @@ void client_send_line(struct client *c, char *s, size_t len, int fd)
 	m->len = len;
 	m->off = 0;
 	m->fd = fd;
+	bool was_empty = TAILQ_EMPTY(&c->out);
 	TAILQ_INSERT_TAIL(&c->out, m, entry);
 	c->outbytes += len;
 	if (c->outbytes > CLIENT_MAX_OUT) {
 		/* The client stopped reading: drop it rather than grow without bound. */
 		log_notice("dropping a client that stopped reading (%zu bytes queued)",
 			   c->outbytes);
-		c->dead = true;
-		event_del(c->ev_rd);
-		event_del(c->ev_wr);
-		struct timeval tv = {0, 0};
-		event_assign(c->ev_wr, c->srv->d->base, -1, 0, client_on_write, c);
-		c->closing = true;
-		/* Free it from the loop, not from under the caller. */
-		while (!TAILQ_EMPTY(&c->out)) {
-			struct outmsg *o = TAILQ_FIRST(&c->out);
-			TAILQ_REMOVE(&c->out, o, entry);
-			if (o->fd >= 0)
-				close(o->fd);
-			free(o->data);
-			free(o);
-		}
-		c->outbytes = 0;
-		event_add(c->ev_wr, &tv);
+		client_kill(c);
 		return;
 	}
-	if (TAILQ_FIRST(&c->out) == m) {
-		/* Try at once: most replies go out without waiting for EV_WRITE. */
-		if (client_flush(c) < 0) {
-			c->dead = true;
-			event_del(c->ev_rd);
-			struct timeval tv = {0, 0};
-			event_del(c->ev_wr);
-			event_assign(c->ev_wr, c->srv->d->base, -1, 0, client_on_write, c);
-			c->closing = true;
-			event_add(c->ev_wr, &tv);
-		}
-	}
+	if (was_empty)
+		client_schedule(c); /* else EV_WRITE or a scheduled flush is already on it */
 }
 
 /* {"id":id,"ok":true, ...extra} */

@@ -19,6 +19,10 @@
 #define SERVER_MAX_CLIENTS 4096u
 #define CLIENT_MAX_RFDS	   16u
 
+/* Event priorities (event_base_priority_init(base, EV_NPRIO)): replies flush last. */
+#define EV_NPRIO      3
+#define EV_PRIO_FLUSH 2
+
 struct outmsg {
 	TAILQ_ENTRY(outmsg) entry;
 	char *data;
@@ -38,7 +42,8 @@ struct client {
 	struct server *srv;
 	int fd;
 	uid_t uid;
-	struct event *ev_rd, *ev_wr;
+	struct event *ev_rd, *ev_wr, *ev_flush;
+	bool flush_pending;
 	char *in;
 	size_t inlen, incap;
 	uint64_t in_base; /* stream offset of in[0] */

@@ -90,9 +90,11 @@ CHILD_CODE static int set_limit(int res, rlim_t v)
 /* Drop to the worker's uid and gid. */
 CHILD_CODE static int switch_user(const struct sandbox_plan *p)
 {
-	if (setgroups(0, NULL) < 0 && errno != EPERM)
+	/* Raw system calls: glibc's wrappers would signal the daemon's other threads. */
+	if (syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM)
 		return -errno;
-	if (setresgid(p->gid, p->gid, p->gid) < 0 || setresuid(p->uid, p->uid, p->uid) < 0)
+	if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0 ||
+	    syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
 		return -errno;
 	return 0;
 }
@@ -109,6 +111,17 @@ CHILD_CODE static int child_final(void *arg)
 
 	if ((p->ns & NS_USER) && (r = sandbox_child_maps(p)) < 0)
 		child_fail(a, STEP_MAPS, -r);
+	if ((p->ns & NS_MOUNT) && (r = sandbox_child_mounts(p)) < 0)
+		child_fail(a, STEP_MOUNTS, -r);
+	if (p->ns & NS_UTS)
+		sethostname("corral", 6);
+	if (p->switch_user && !(p->ns & NS_USER)) {
+		if ((r = switch_user(p)) < 0)
+			child_fail(a, STEP_USER, -r);
+		/* The uid change made the mm (ours and, until exec, the daemon's) non-dumpable. */
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	}
+	/* After every credential change, which clears the death signal. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		child_fail(a, STEP_PDEATHSIG, errno);
 	/* The daemon may have died before the death signal was armed: its end of
@@ -116,12 +129,6 @@ CHILD_CODE static int child_final(void *arg)
 	struct pollfd pfd = {a->errpipe, POLLOUT, 0};
 	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
 		_exit(127);
-	if ((p->ns & NS_MOUNT) && (r = sandbox_child_mounts(p)) < 0)
-		child_fail(a, STEP_MOUNTS, -r);
-	if (p->ns & NS_UTS)
-		sethostname("corral", 6);
-	if (p->switch_user && !(p->ns & NS_USER) && (r = switch_user(p)) < 0)
-		child_fail(a, STEP_USER, -r);
 
 	/* Own session: a terminal's ^C reaches the daemon, which drains in order. */
 	setsid();
