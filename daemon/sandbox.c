@@ -411,6 +411,15 @@ const struct sock_fprog *sandbox_default_filter(void)
 	return have_filter ? &default_filter : NULL;
 }
 
+/* One argument comparison, every field named (libseccomp's SCMP_A* macros leave
+ * datum_b out, which clang's -Wmissing-field-initializers rejects). */
+static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op, scmp_datum_t a,
+				   scmp_datum_t b)
+{
+	struct scmp_arg_cmp c = {.arg = arg, .op = op, .datum_a = a, .datum_b = b};
+	return c;
+}
+
 /* Compile the default filter to BPF once, through a memfd. */
 static bool compile_default_filter(void)
 {
@@ -470,16 +479,16 @@ static bool compile_default_filter(void)
 	}
 	/* Sockets: AF_UNIX only. */
 	ok = ok && seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(socket), 1,
-				    SCMP_A0(SCMP_CMP_NE, AF_UNIX)) == 0;
+				    arg_cmp(0, SCMP_CMP_NE, AF_UNIX, 0)) == 0;
 	ok = ok && seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(socketpair), 1,
-				    SCMP_A0(SCMP_CMP_NE, AF_UNIX)) == 0;
+				    arg_cmp(0, SCMP_CMP_NE, AF_UNIX, 0)) == 0;
 	/* New namespaces through clone's flags; clone3 hides them in memory: ENOSYS -> clone. */
 	static const unsigned long nsflags[] = {CLONE_NEWUSER,	CLONE_NEWNS,  CLONE_NEWPID,
 						CLONE_NEWNET,	CLONE_NEWIPC, CLONE_NEWUTS,
 						CLONE_NEWCGROUP};
 	for (size_t i = 0; ok && i < sizeof(nsflags) / sizeof(nsflags[0]); i++)
 		ok = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 1,
-				      SCMP_A0(SCMP_CMP_MASKED_EQ, nsflags[i], nsflags[i])) == 0;
+				      arg_cmp(0, SCMP_CMP_MASKED_EQ, nsflags[i], nsflags[i])) == 0;
 	ok = ok && seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) == 0;
 	int fd = ok ? memfd_create("corral-bpf", MFD_CLOEXEC) : -1;
 	if (fd >= 0 && seccomp_export_bpf(ctx, fd) == 0) {

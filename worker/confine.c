@@ -65,6 +65,15 @@ void worker_pid1_signals(void)
 			sigaction(sigs[i], &sa, NULL);
 }
 
+/* One argument comparison, every field named (libseccomp's SCMP_A* macros leave
+ * datum_b out, which clang's -Wmissing-field-initializers rejects). */
+static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op, scmp_datum_t a,
+				   scmp_datum_t b)
+{
+	struct scmp_arg_cmp c = {.arg = arg, .op = op, .datum_a = a, .datum_b = b};
+	return c;
+}
+
 /* Set once the strict filter is in: sanitizer builds turn leak checking off then. */
 static volatile int strict_loaded;
 
@@ -123,13 +132,13 @@ int worker_seccomp_strict(void)
 	/* No new executable memory after init; signals to ourselves only (raise, abort). */
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+				     arg_cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+				     arg_cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+				     arg_cmp(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);
