@@ -499,14 +499,14 @@ static struct type_rt *type_of_worker_id(struct daemon *d, uint64_t wid)
 	struct type_rt *t;
 	TAILQ_FOREACH(t, &d->types, entry)
 	{
-		for (size_t i = 0; i < t->logs.n; i++)
-			if (t->logs.lines[(t->logs.start + i) % t->logs.cap].worker == wid)
+		for (size_t i = 0; i < t->logs->n; i++)
+			if (t->logs->lines[(t->logs->start + i) % t->logs->cap].worker == wid)
 				return t;
 	}
 	TAILQ_FOREACH(t, &d->retired, entry)
 	{
-		for (size_t i = 0; i < t->logs.n; i++)
-			if (t->logs.lines[(t->logs.start + i) % t->logs.cap].worker == wid)
+		for (size_t i = 0; i < t->logs->n; i++)
+			if (t->logs->lines[(t->logs->start + i) % t->logs->cap].worker == wid)
 				return t;
 	}
 	return NULL;
@@ -551,20 +551,23 @@ static void cmd_logs(struct client *c, json_t *id, json_t *req)
 	if (t) {
 		/* The last nlines matching lines, oldest first. */
 		size_t match = 0;
-		for (size_t i = t->logs.n; i-- > 0 && match < (size_t)nlines;) {
-			const struct logline *l = &t->logs.lines[(t->logs.start + i) % t->logs.cap];
+		for (size_t i = t->logs->n; i-- > 0 && match < (size_t)nlines;) {
+			const struct logline *l =
+			    &t->logs->lines[(t->logs->start + i) % t->logs->cap];
 			if (!wid || l->worker == wid)
 				match++;
 		}
 		size_t skip = 0, total = 0;
-		for (size_t i = 0; i < t->logs.n; i++) {
-			const struct logline *l = &t->logs.lines[(t->logs.start + i) % t->logs.cap];
+		for (size_t i = 0; i < t->logs->n; i++) {
+			const struct logline *l =
+			    &t->logs->lines[(t->logs->start + i) % t->logs->cap];
 			if (!wid || l->worker == wid)
 				total++;
 		}
 		skip = total - match;
-		for (size_t i = 0; i < t->logs.n; i++) {
-			const struct logline *l = &t->logs.lines[(t->logs.start + i) % t->logs.cap];
+		for (size_t i = 0; i < t->logs->n; i++) {
+			const struct logline *l =
+			    &t->logs->lines[(t->logs->start + i) % t->logs->cap];
 			if (wid && l->worker != wid)
 				continue;
 			if (skip) {

@@ -48,6 +48,7 @@ struct logline {
 struct loghist {
 	struct logline *lines;
 	size_t cap, start, n;
+	unsigned refs; /* the generations of one type share it across reloads */
 };
 
 /* A call in flight: from the client's request to its one reply. */
@@ -153,7 +154,7 @@ struct type_rt {
 	unsigned backoff_level;
 	uint64_t backoff_until_ms;
 	struct event *backoff_timer;
-	struct loghist logs;
+	struct loghist *logs;
 	/* sandbox layers */
 	unsigned sb_active, sb_missing;
 	unsigned ns; /* namespaces applied (NS_*) */
@@ -275,8 +276,8 @@ uint64_t stats_percentile(const struct stats *s, double p);
 /* logcap.c */
 void logcap_on_readable(struct worker *w, int stream);
 void logcap_flush(struct worker *w);
-void loghist_init(struct loghist *h, size_t cap);
-void loghist_free(struct loghist *h);
+struct loghist *loghist_new(size_t cap);
+void loghist_put(struct loghist *h);
 
 /* spawn.c */
 struct sandbox_plan;

@@ -14,31 +14,33 @@
 #define LOGLINE_MAX 4096u /* longer lines are cut and marked */
 #define CUT_MARK    " [cut]"
 
-/* An empty history holding at most cap lines. */
-void loghist_init(struct loghist *h, size_t cap)
+/* An empty history holding at most cap lines, with one reference. */
+struct loghist *loghist_new(size_t cap)
 {
-	h->lines = calloc(cap, sizeof(*h->lines));
-	if (!h->lines)
+	struct loghist *h = calloc(1, sizeof(*h));
+	if (!h || !(h->lines = calloc(cap, sizeof(*h->lines))))
 		fatal("out of memory");
 	h->cap = cap;
-	h->start = h->n = 0;
+	h->refs = 1;
+	return h;
 }
 
-/* Free a history. */
-void loghist_free(struct loghist *h)
+/* Drop one reference; the last frees the history. */
+void loghist_put(struct loghist *h)
 {
+	if (!h || --h->refs > 0)
+		return;
 	for (size_t i = 0; i < h->n; i++)
 		free(h->lines[(h->start + i) % h->cap].text);
 	free(h->lines);
-	h->lines = NULL;
-	h->n = 0;
+	free(h);
 }
 
 /* Keep one line (the oldest goes when full), tell followers and our log. */
 static void logcap_line(struct worker *w, int stream, const char *text, size_t len, bool cut)
 {
 	struct type_rt *t = w->type;
-	struct loghist *h = &t->logs;
+	struct loghist *h = t->logs;
 	char *s = malloc(len + sizeof(CUT_MARK));
 	if (!s)
 		return;

@@ -30,16 +30,22 @@ struct mclient {
 	size_t len;
 	char *out;
 	size_t outlen, outoff;
+	uint64_t deadline_ms; /* the whole exchange, however slowly the client trickles */
 };
 
 struct metrics {
 	struct daemon *d;
 	int lfd;
 	char *unix_path;
-	struct event *ev;
+	struct event *ev, *ev_pause;
 	unsigned nclients;
 	LIST_HEAD(, mclient) clients;
 };
+
+#define METRICS_CLIENT_MS 10000
+
+/* Wait for the next readiness of c (what: EV_READ or EV_WRITE) until its deadline. */
+static void mclient_arm(struct mclient *c, short what);
 
 /* Close and free one HTTP client. */
 static void mclient_free(struct mclient *c)
@@ -128,19 +134,21 @@ static char *metrics_render(struct daemon *d, size_t *ret_len)
 	return b;
 }
 
-/* Readable or writable: read the head, answer, close. */
+/* Readable or writable (or the deadline): read the head, answer, close. */
 static void mclient_on_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct mclient *c = arg;
 
-	if (what & EV_TIMEOUT) {
+	if ((what & EV_TIMEOUT) || now_ms() >= c->deadline_ms) {
 		mclient_free(c);
 		return;
 	}
 	if (!c->out) {
 		ssize_t n = read(fd, c->head + c->len, sizeof(c->head) - 1 - c->len);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			mclient_arm(c, EV_READ);
 			return;
+		}
 		if (n <= 0) {
 			mclient_free(c);
 			return;
@@ -150,6 +158,7 @@ static void mclient_on_io(evutil_socket_t fd, short what, void *arg)
 		if (!strstr(c->head, "\r\n\r\n") && !strstr(c->head, "\n\n")) {
 			if (c->len >= sizeof(c->head) - 1)
 				goto bad;
+			mclient_arm(c, EV_READ);
 			return;
 		}
 		char method[8], path[256];
@@ -200,6 +209,8 @@ static void mclient_on_io(evutil_socket_t fd, short what, void *arg)
 		c->outoff += (size_t)n;
 	if (n <= 0 || c->outoff == c->outlen)
 		mclient_free(c);
+	else
+		mclient_arm(c, EV_WRITE);
 	return;
 bad : {
 	static const char resp[] = "HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\n";
@@ -209,6 +220,26 @@ bad : {
 }
 }
 
+/* Wait for the next readiness of c until its deadline. */
+static void mclient_arm(struct mclient *c, short what)
+{
+	uint64_t now = now_ms();
+	uint64_t left = c->deadline_ms > now ? c->deadline_ms - now : 0;
+	event_del(c->ev);
+	event_assign(c->ev, c->m->d->base, c->fd, what, mclient_on_io, c);
+	struct timeval tv = tv_ms(left);
+	event_add(c->ev, &tv);
+}
+
+/* The accept pause is over. */
+static void metrics_on_pause(evutil_socket_t fd, short what, void *arg)
+{
+	struct metrics *m = arg;
+	(void)fd;
+	(void)what;
+	event_add(m->ev, NULL);
+}
+
 /* Accept HTTP clients. */
 static void metrics_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
@@ -216,8 +247,16 @@ static void metrics_on_accept(evutil_socket_t lfd, short what, void *arg)
 	(void)what;
 	for (int i = 0; i < 16; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Out of fds: pause instead of spinning on a readable listener. */
+				event_del(m->ev);
+				struct timeval tv = {1, 0};
+				evtimer_add(m->ev_pause, &tv);
+			}
 			return;
+		}
 		if (m->nclients >= METRICS_MAX_CLIENTS) {
 			close(fd);
 			continue;
@@ -229,7 +268,8 @@ static void metrics_on_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		c->m = m;
 		c->fd = fd;
-		c->ev = event_new(m->d->base, fd, EV_READ | EV_PERSIST, mclient_on_io, c);
+		c->deadline_ms = now_ms() + METRICS_CLIENT_MS;
+		c->ev = event_new(m->d->base, fd, EV_READ, mclient_on_io, c);
 		if (!c->ev) {
 			close(fd);
 			free(c);
@@ -237,8 +277,7 @@ static void metrics_on_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		m->nclients++;
 		LIST_INSERT_HEAD(&m->clients, c, entry);
-		struct timeval tv = {10, 0};
-		event_add(c->ev, &tv);
+		mclient_arm(c, EV_READ);
 	}
 }
 
@@ -290,13 +329,18 @@ struct metrics *metrics_start(struct daemon *d, const char *listen_on)
 		goto fail;
 	m->lfd = fd;
 	m->ev = event_new(d->base, fd, EV_READ | EV_PERSIST, metrics_on_accept, m);
-	if (!m->ev)
+	m->ev_pause = evtimer_new(d->base, metrics_on_pause, m);
+	if (!m->ev || !m->ev_pause)
 		goto fail;
 	event_add(m->ev, NULL);
 	log_notice("metrics at http://%s/metrics", listen_on);
 	return m;
 fail:
 	log_err("metrics: cannot listen on %s: %s", listen_on, strerror(errno));
+	if (m->ev)
+		event_free(m->ev);
+	if (m->ev_pause)
+		event_free(m->ev_pause);
 	if (fd >= 0)
 		close(fd);
 	free(m->unix_path);
@@ -312,6 +356,7 @@ void metrics_free(struct metrics *m)
 	while (!LIST_EMPTY(&m->clients))
 		mclient_free(LIST_FIRST(&m->clients));
 	event_free(m->ev);
+	event_free(m->ev_pause);
 	close(m->lfd);
 	if (m->unix_path) {
 		unlink(m->unix_path);

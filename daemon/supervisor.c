@@ -200,7 +200,7 @@ static struct type_rt *type_new(struct daemon *d, struct config_holder *h,
 	t->backoff_timer = evtimer_new(d->base, type_on_backoff, t);
 	if (!t->name || !t->crash_ts || !t->backoff_timer)
 		fatal("out of memory");
-	loghist_init(&t->logs, 1000);
+	t->logs = loghist_new(1000);
 	type_plan_sandbox(d, t);
 	return t;
 }
@@ -213,7 +213,7 @@ void type_destroy(struct type_rt *t)
 		call_finish_error(c, "shutting_down", "type %s removed", t->name);
 	}
 	event_free(t->backoff_timer);
-	loghist_free(&t->logs);
+	loghist_put(t->logs);
 	free(t->crash_ts);
 	for (char **p = t->ro_paths; p && *p; p++)
 		free(*p);
@@ -1043,6 +1043,12 @@ static void type_retire(struct daemon *d, struct type_rt *t, struct type_rt *suc
 
 	TAILQ_REMOVE(&d->types, t, entry);
 	t->retired = true;
+	if (successor) {
+		/* One history per type name: `logs` keeps the lines from before the reload. */
+		loghist_put(successor->logs);
+		successor->logs = t->logs;
+		t->logs->refs++;
+	}
 	event_del(t->backoff_timer);
 	/* Queued calls move to the successor, or fail when the type is gone. */
 	while (!TAILQ_EMPTY(&t->queue)) {
