@@ -285,5 +285,6 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 			 int errw, const struct type_config *tc, const struct sandbox_plan *plan,
 			 pid_t *ret_pid, char *errbuf, size_t errlen);
 char *spawn_find_worker_binary(void);
+void spawn_init(void);
 
 #endif

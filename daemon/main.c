@@ -263,6 +263,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_notice("corrald %s listening on %s", CORRAL_VERSION, d.socket_path);
+	spawn_init(); /* while our fd table is small */
 	if (cfg->metrics_listen)
 		d.metrics = metrics_start(&d, cfg->metrics_listen);
 	daemon_types_init(&d, d.cfg);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <linux/close_range.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -49,6 +50,8 @@ struct child_args {
 	char *const *argv;
 	int src[5]; /* fds to place at 0..4 */
 	int errpipe;
+	int exec_src;	   /* the program's fd (plan->exec_fd or its slot), or -1 */
+	int unshare_below; /* >0: the fd table is shared (CLONE_FILES); keep only fds below */
 	const struct type_config *tc;
 	const struct sandbox_plan *plan;
 	void *stack2; /* stack of the namespaced grandchild */
@@ -171,6 +174,12 @@ CHILD_CODE static int child_main(void *arg)
 	const struct sandbox_plan *p = a->plan;
 	int tmp[5], r;
 
+	/* First of all, a table of our own holding only the low slots (O(slots), not
+	 * O(fds the daemon has open): spawn cost stays flat with 1,000 workers). */
+	if (a->unshare_below > 0 &&
+	    syscall(SYS_close_range, a->unshare_below, ~0U, CLOSE_RANGE_UNSHARE) < 0)
+		child_fail(a, STEP_DUP, errno);
+
 	/* Move everything out of the way of 0..6 first, then into place:
 	 * 0-4 the worker's fds, 5 the error pipe, 6 the program to exec (both
 	 * close-on-exec). */
@@ -180,7 +189,7 @@ CHILD_CODE static int child_main(void *arg)
 		if (tmp[i] < 0)
 			child_fail(a, STEP_DUP, errno);
 	}
-	if (p->exec_fd >= 0 && (tmpx = fcntl(p->exec_fd, F_DUPFD, 16)) < 0)
+	if (a->exec_src >= 0 && (tmpx = fcntl(a->exec_src, F_DUPFD, 16)) < 0)
 		child_fail(a, STEP_DUP, errno);
 	int ep = fcntl(a->errpipe, F_DUPFD_CLOEXEC, 16);
 	if (ep < 0)
@@ -275,6 +284,43 @@ static const char *step_name(int step)
 	}
 }
 
+/*
+ * Low fd slots for spawning: placeholders (dups of /dev/null) at low numbers,
+ * reserved while the daemon is young.  A spawn parks the child's fds there,
+ * clones with a shared fd table, and the child unshares only [0, slot_limit)
+ * with close_range(CLOSE_RANGE_UNSHARE): a plain clone copies the whole table.
+ * 0 devnull, 1 stdout, 2 stderr, 3 socket, 4 ring, 5 error pipe, 6 program.
+ */
+#define SLOT_N 7
+static int slots[SLOT_N];
+static int slot_limit = -1; /* -1 not tried, 0 unavailable (old kernel), else max + 1 */
+
+/* Reserve the slots once; false where the kernel lacks CLOSE_RANGE_UNSHARE. */
+static bool slots_ready(int devnull)
+{
+	if (slot_limit >= 0)
+		return slot_limit > 0;
+	slot_limit = 0;
+	/* Supported?  An empty range: it only gives us a private copy of our table. */
+	if (syscall(SYS_close_range, ~0U, ~0U, CLOSE_RANGE_UNSHARE) < 0) {
+		log_info("close_range(CLOSE_RANGE_UNSHARE) unavailable: spawn copies the fd table");
+		return false;
+	}
+	int max = 0;
+	for (int i = 0; i < SLOT_N; i++) {
+		slots[i] = fcntl(devnull, F_DUPFD_CLOEXEC, 3);
+		if (slots[i] < 0) {
+			while (i-- > 0)
+				close(slots[i]);
+			return false;
+		}
+		if (slots[i] > max)
+			max = slots[i];
+	}
+	slot_limit = max + 1;
+	return true;
+}
+
 /* Map one spawn stack. */
 static void *stack_new(size_t size)
 {
@@ -288,11 +334,21 @@ static void *stack_new(size_t size)
  * 0, isolated per plan.  Returns 0 with *ret_pid (the worker, our child), or
  * -1 with a message in errbuf.
  */
+static int devnull = -1;
+
+/* Open /dev/null and reserve the low slots: call once the listening socket is in place. */
+void spawn_init(void)
+{
+	if (devnull < 0)
+		devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull >= 0)
+		slots_ready(devnull);
+}
+
 int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int memfd, int outw,
 			 int errw, const struct type_config *tc, const struct sandbox_plan *plan,
 			 pid_t *ret_pid, char *errbuf, size_t errlen)
 {
-	static int devnull = -1;
 	struct child_args a = {0};
 	int pipefd[2];
 	sigset_t all, old;
@@ -326,6 +382,22 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 	a.src[3] = sock;
 	a.src[4] = memfd;
 	a.errpipe = pipefd[1];
+	a.exec_src = plan->exec_fd;
+	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+	if (slots_ready(devnull)) {
+		/* Park the child's fds in the low slots and share our table with it: it
+		 * unshares only the slots (see child_main). */
+		int src[SLOT_N] = {devnull, outw, errw, sock, memfd, pipefd[1], plan->exec_fd};
+		for (int i = 1; i < SLOT_N; i++)
+			if (src[i] >= 0)
+				dup3(src[i], slots[i], O_CLOEXEC);
+		for (int i = 0; i < 5; i++)
+			a.src[i] = slots[i];
+		a.errpipe = slots[5];
+		a.exec_src = plan->exec_fd >= 0 ? slots[6] : -1;
+		a.unshare_below = slot_limit;
+		flags |= CLONE_FILES;
+	}
 	a.tc = tc;
 	a.plan = plan;
 	a.stack2 = d->spawn_stack2;
@@ -336,10 +408,13 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = clone(child_main, (char *)d->spawn_stack + d->spawn_stack_size,
-		    CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	pid = clone(child_main, (char *)d->spawn_stack + d->spawn_stack_size, flags, &a);
 	int saved = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (flags & CLONE_FILES)
+		/* Let go of the worker's ends (and the error pipe's, for its EOF). */
+		for (int i = 1; i < SLOT_N; i++)
+			dup3(devnull, slots[i], O_CLOEXEC);
 	close(pipefd[1]);
 	if (pid < 0) {
 		close(pipefd[0]);
