@@ -1,17 +1,21 @@
 /*
  * log.c - stderr logging with journald priority prefixes.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 
 static enum log_level threshold = LOG_LVL_INFO;
 static int journal;
+static unsigned long dropped; /* lines lost to a full non-blocking stderr */
 
 static const char *const level_names[] = {
     [LOG_LVL_ERR] = "error", [LOG_LVL_WARN] = "warn",	[LOG_LVL_NOTICE] = "notice",
@@ -21,8 +25,17 @@ static const char *const level_names[] = {
 /* Set up from the environment and the wanted level. */
 void log_init(enum log_level level)
 {
+	struct stat st;
+
 	threshold = level;
 	journal = getenv("JOURNAL_STREAM") != NULL;
+	/* The daemon never blocks, not even on its log: to a socket or a pipe (journald,
+	 * a log collector) lines that do not fit are dropped and counted instead. */
+	if (fstat(STDERR_FILENO, &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode))) {
+		int fl = fcntl(STDERR_FILENO, F_GETFL);
+		if (fl >= 0)
+			fcntl(STDERR_FILENO, F_SETFL, fl | O_NONBLOCK);
+	}
 }
 
 /* Parse a level name; -1 when unknown. */
@@ -62,8 +75,15 @@ static void log_vwrite(enum log_level lvl, const char *fmt, va_list ap)
 	if (len > sizeof(buf) - 2)
 		len = sizeof(buf) - 2;
 	buf[len++] = '\n';
-	ssize_t w = write(STDERR_FILENO, buf, len);
-	(void)w;
+	if (dropped) {
+		char note[96];
+		int k = snprintf(note, sizeof(note),
+				 "corrald: %lu log lines dropped (log reader too slow)\n", dropped);
+		if (k > 0 && write(STDERR_FILENO, note, (size_t)k) == k)
+			dropped = 0;
+	}
+	if (write(STDERR_FILENO, buf, len) < 0 && errno == EAGAIN)
+		dropped++;
 }
 
 /* Log one message at lvl when the threshold allows. */

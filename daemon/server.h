@@ -16,7 +16,7 @@
 
 #define LINE_MAX_BYTES	   (1024u * 1024u) /* one request or reply line, newline excluded */
 #define CLIENT_MAX_OUT	   (64u * 1024u * 1024u)
-#define SERVER_MAX_CLIENTS 4096u
+#define SERVER_MAX_CLIENTS 1024u /* x LINE_MAX_BYTES of input buffer at most */
 #define CLIENT_MAX_RFDS	   16u
 
 /* Event priorities (event_base_priority_init(base, EV_NPRIO)): replies flush last. */
