@@ -43,6 +43,7 @@ struct chan {
 	long spin_ns;		/* ring: spin this long on empty before sleeping */
 	uint64_t sleeps, bells; /* ring: times we slept, doorbells we sent */
 	bool eof;		/* ring: the doorbell socket saw EOF */
+	size_t freed; /* ring consumer: bytes freed since we last looked at the producer */
 };
 
 /* Everything needed before fork. */
@@ -220,6 +221,10 @@ static void ring_wait_data(struct chan *c)
 			sched_yield();
 		} while (now_ns() < end);
 	}
+	/* About to sleep: a producer waiting for room must hear of all we freed. */
+	c->freed = 0;
+	if (ring_consumer_wake_needed(&c->area.rx))
+		bell(c);
 	if (ring_consumer_prepare_sleep(&c->area.rx))
 		wait_bell(c);
 }
@@ -234,8 +239,14 @@ static size_t chan_recv_some(struct chan *c, void *buf, size_t max)
 			if (n < 0)
 				die("ring_read: corrupt");
 			if (n > 0) {
-				if (ring_consumer_wake_needed(&c->area.rx))
-					bell(c);
+				/* Hysteresis: wake a producer waiting for room once a quarter
+				 * of the ring is free (or before we sleep), not per record. */
+				c->freed += (size_t)n;
+				if (c->freed >= RING_CAP / 4) {
+					c->freed = 0;
+					if (ring_consumer_wake_needed(&c->area.rx))
+						bell(c);
+				}
 				return (size_t)n;
 			}
 			ring_wait_data(c);

@@ -67,7 +67,8 @@ struct corral_worker {
 	int dead;	       /* 0, -EPIPE (daemon gone) or -EPROTO; sticky */
 	bool stop;	       /* MSG_STOP seen: exit after the current call */
 	bool in_call;
-	bool bell_owed; /* result bytes published while the daemon waits: ring before blocking */
+	bool bell_owed;	 /* result bytes published while the daemon waits: ring before blocking */
+	size_t rx_freed; /* payload room freed since we last told a waiting daemon */
 	struct pending_call next;
 	char why[256]; /* what went wrong when dead == -EPROTO */
 };
@@ -401,8 +402,14 @@ void corral_call_consume(struct corral_call *c, size_t n)
 		return;
 	}
 	ring_consume(rx, n);
-	if (ring_consumer_wake_needed(rx))
-		worker_doorbell(c->w);
+	/* Hysteresis: a daemon waiting for room hears of it once a quarter of the ring
+	 * is free (or before we block), not once per record. */
+	c->w->rx_freed += n;
+	if (c->w->rx_freed >= rx->cap / 4) {
+		c->w->rx_freed = 0;
+		if (ring_consumer_wake_needed(rx))
+			worker_doorbell(c->w);
+	}
 }
 
 ssize_t corral_call_read(struct corral_call *c, void *buf, size_t len)
@@ -651,11 +658,16 @@ int corral_call_wait_prepare(struct corral_call *c, bool rx, bool tx, struct pol
 
 	if (w->dead)
 		return w->dead;
-	if (w->bell_owed) {
-		/* About to block: the daemon must drain what we published. */
-		w->bell_owed = false;
-		worker_doorbell(w);
+	/* About to block: the daemon must drain what we published and may refill what
+	 * we freed; one doorbell tells of both rings. */
+	bool bell = w->bell_owed;
+	w->bell_owed = false;
+	if (w->rx_freed) {
+		w->rx_freed = 0;
+		bell |= ring_consumer_wake_needed(&w->ring.rx);
 	}
+	if (bell)
+		worker_doorbell(w);
 	if (rx && !ring_consumer_prepare_sleep(&w->ring.rx))
 		return 0;
 	if (tx && !ring_producer_prepare_sleep(&w->ring.tx))
@@ -695,11 +707,11 @@ static void call_finish(struct corral_call *c, int handler_ret)
 	size_t n;
 	long len;
 
-	if (c->held > 0 && !w->dead) {
+	if (c->held > 0 && !w->dead)
 		ring_consume(&w->ring.rx, c->held);
-		if (ring_consumer_wake_needed(&w->ring.rx))
-			worker_doorbell(w);
-	}
+	w->rx_freed = 0;
+	if (!w->dead && ring_consumer_wake_needed(&w->ring.rx))
+		worker_doorbell(w);
 	while (c->payload_fd < 0 && c->consumed < c->len && corral_call_peek(c, &p, &n) > 0)
 		corral_call_consume(c, n);
 
