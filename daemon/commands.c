@@ -341,17 +341,21 @@ static void cmd_kill(struct client *c, json_t *id, json_t *req)
 		return;
 	}
 	/* Asked for: if it dies of it, that is no crash (no backoff), though min refills. */
-	w->sent_signal = sig;
 	if (sig != SIGSTOP && sig != SIGCONT)
 		w->killed_by_us = true;
 	worker_kill(w, sig, NULL);
 	client_reply_ok(c, id, NULL);
 }
 
-/* Is fd a regular file or a memfd? (memfds are regular files on tmpfs/shmem.) */
+/* Is fd a regular file or a memfd (memfds are regular files on tmpfs/shmem),
+ * open for reading? */
 static bool fd_is_payload(int fd, off_t *ret_size)
 {
 	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+	/* The daemon must not read for a client what the client may not read. */
+	if (fl < 0 || (fl & O_PATH) || (fl & O_ACCMODE) == O_WRONLY)
+		return false;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return false;
 	*ret_size = st.st_size;
@@ -368,6 +372,8 @@ static int fd_read_only(int fd)
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0 && (fl & O_ACCMODE) == O_RDONLY)
 		return fd;
+	/* O_RDWR only: a write-only or O_PATH fd gave the client no right to read
+	 * (fd_is_payload refused those already). */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	int ro = open(path, O_RDONLY | O_CLOEXEC);
 	if (ro < 0)
@@ -441,8 +447,9 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 		if (!fd_is_payload(fd, &size)) {
 			close(fd);
 			free(call);
-			client_reply_error(c, id, "bad_request",
-					   "payload_fd must be a regular file or a memfd");
+			client_reply_error(
+			    c, id, "bad_request",
+			    "payload_fd must be a regular file or a memfd, open for reading");
 			return;
 		}
 		call->payload_fd = fd_read_only(fd);

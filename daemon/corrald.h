@@ -113,7 +113,6 @@ struct worker {
 	bool start_timed_out;
 	bool replaces_crash;
 	char reason[160];
-	int sent_signal; /* last signal `kill` sent (pid-1 workers exit 128+N) */
 	bool in_cgroup;
 	int wstatus;
 };

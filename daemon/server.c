@@ -766,8 +766,8 @@ static int client_process(struct client *c)
 			client_reply_error(c, NULL, "too_large", "request line exceeds %u bytes",
 					   LINE_MAX_BYTES);
 			c->closing = true;
-		} else if (len > 0) {
-			client_dispatch(c, c->in + pos, len);
+		} else {
+			client_dispatch(c, c->in + pos, len); /* an empty line is not JSON either */
 		}
 		for (unsigned i = 0; i < c->ncur_fds; i++)
 			if (c->cur_fds[i] >= 0)

@@ -813,6 +813,37 @@ static const char *sig_name(int sig, char *buf, size_t len)
 	return buf;
 }
 
+/* Signals libcorral-worker turns into exit 128+N when it runs as pid 1. */
+static bool pid1_signal(int sig)
+{
+	switch (sig) {
+	case SIGHUP:
+	case SIGINT:
+	case SIGQUIT:
+	case SIGILL:
+	case SIGTRAP:
+	case SIGABRT:
+	case SIGBUS:
+	case SIGFPE:
+	case SIGUSR1:
+	case SIGSEGV:
+	case SIGUSR2:
+	case SIGALRM:
+	case SIGTERM:
+	case SIGSTKFLT:
+	case SIGXCPU:
+	case SIGXFSZ:
+	case SIGVTALRM:
+	case SIGPROF:
+	case SIGIO:
+	case SIGPWR:
+	case SIGSYS:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Build the exit reason of DESIGN.md's watch events. */
 static void worker_exit_reason(struct worker *w)
 {
@@ -824,11 +855,12 @@ static void worker_exit_reason(struct worker *w)
 		snprintf(w->reason, sizeof(w->reason), "start timeout");
 	else if (oom)
 		snprintf(w->reason, sizeof(w->reason), "out of memory");
-	else if (WIFEXITED(st) && w->sent_signal && (w->type->ns & NS_PID) &&
-		 WEXITSTATUS(st) == 128 + w->sent_signal)
-		/* pid 1 of its namespace: it died of our signal through its handler */
+	else if (WIFEXITED(st) && (w->type->ns & NS_PID) && WEXITSTATUS(st) > 128 &&
+		 WEXITSTATUS(st) < 128 + 32 && pid1_signal(WEXITSTATUS(st) - 128))
+		/* pid 1 of its namespace ignores signals it has no handler for, so
+		 * libcorral-worker's handler dies of them as exit 128+N */
 		snprintf(w->reason, sizeof(w->reason), "killed by %s",
-			 sig_name(w->sent_signal, sb, sizeof(sb)));
+			 sig_name(WEXITSTATUS(st) - 128, sb, sizeof(sb)));
 	else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
 		snprintf(w->reason, sizeof(w->reason), "sandbox violation");
 	else if (WIFSIGNALED(st))
