@@ -656,14 +656,11 @@ static unsigned probe_namespaces(void)
 unsigned sandbox_probe(struct daemon *d)
 {
 	(void)d;
-	unsigned bits = SB_RLIMITS;
-	if (!getenv("CORRAL_NO_SANDBOX")) {
-		bits |= probe_namespaces();
-		if (compile_default_filter())
-			bits |= SB_SECCOMP;
-		if (find_memory_cgroup())
-			bits |= SB_CGROUP;
-	}
+	unsigned bits = SB_RLIMITS | probe_namespaces();
+	if (compile_default_filter())
+		bits |= SB_SECCOMP;
+	if (find_memory_cgroup())
+		bits |= SB_CGROUP;
 	for (unsigned b = 0; b < SB_NLAYERS; b++)
 		if (!(bits & (1u << b)))
 			log_warn("sandbox layer %s is not available on this system",
