@@ -135,9 +135,12 @@ CHILD_CODE static int child_final(void *arg)
 
 	/* Own session: a terminal's ^C reaches the daemon, which drains in order. */
 	setsid();
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
+	/* execve resets handled signals but keeps ignored ones; and until then a
+	 * signal must not run the daemon's handler here.  These are all the daemon
+	 * sets (libevent's signal events, SIGPIPE ignored). */
+	static const int ours[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGPIPE};
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		signal(ours[i], SIG_DFL);
 	sigset_t empty;
 	sigemptyset(&empty);
 	if (sigprocmask(SIG_SETMASK, &empty, NULL) < 0)
