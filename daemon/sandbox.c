@@ -12,6 +12,7 @@
  *   paths, a minimal /dev, /proc of the new pid namespace -> pivot_root.
  */
 #include <elf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -652,6 +653,28 @@ static unsigned probe_namespaces(void)
 	return ok;
 }
 
+/* Remove per-worker cgroups a previous daemon (killed, not drained) left behind. */
+static void cgroup_sweep(void)
+{
+	DIR *dir = opendir(cgroup_base);
+	struct dirent *e;
+	char path[1024], proc[64];
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		int pid;
+		if (sscanf(e->d_name, "corral-%d-", &pid) != 1 || pid == (int)getpid())
+			continue;
+		snprintf(proc, sizeof(proc), "/proc/%d", pid);
+		if (access(proc, F_OK) == 0)
+			continue; /* its daemon lives */
+		snprintf(path, sizeof(path), "%s/%s", cgroup_base, e->d_name);
+		rmdir(path); /* fails while a process is still inside: then it stays */
+	}
+	closedir(dir);
+}
+
 /* Probe the layers this kernel and this daemon can apply. */
 unsigned sandbox_probe(struct daemon *d)
 {
@@ -659,8 +682,10 @@ unsigned sandbox_probe(struct daemon *d)
 	unsigned bits = SB_RLIMITS | probe_namespaces();
 	if (compile_default_filter())
 		bits |= SB_SECCOMP;
-	if (find_memory_cgroup())
+	if (find_memory_cgroup()) {
 		bits |= SB_CGROUP;
+		cgroup_sweep();
+	}
 	for (unsigned b = 0; b < SB_NLAYERS; b++)
 		if (!(bits & (1u << b)))
 			log_warn("sandbox layer %s is not available on this system",
