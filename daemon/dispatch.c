@@ -594,6 +594,46 @@ static int seal_result(int fd)
 	return lseek(fd, 0, SEEK_SET) < 0 ? -1 : 0;
 }
 
+/*
+ * The ok reply of an inline result as one line; its length (*ret_line is
+ * malloc'd, NULL when out of memory or when the id cannot be encoded).
+ */
+static size_t inline_reply(struct call *c, uint64_t worker, uint64_t dur, char **ret_line)
+{
+	const char *res = c->res ? (const char *)c->res : "";
+	char *id = json_dumps(c->req_id, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+	char *val = NULL;
+	const char *key = "result";
+
+	*ret_line = NULL;
+	if (!id)
+		return 0;
+	json_t *s = c->text ? json_stringn(res, c->res_len) : NULL;
+	if (s) {
+		val = json_dumps(s, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+		json_decref(s);
+	} else {
+		char *b = b64_encode(res, c->res_len);
+		if (b && asprintf(&val, "\"%s\"", b) < 0)
+			val = NULL;
+		free(b);
+		key = "result_b64";
+	}
+	int n = -1;
+	if (val)
+		n = asprintf(ret_line,
+			     "{\"id\":%s,\"ok\":true,\"worker\":%llu,\"duration_us\":%llu,"
+			     "\"%s\":%s}",
+			     id, (unsigned long long)worker, (unsigned long long)dur, key, val);
+	free(id);
+	free(val);
+	if (n < 0) {
+		*ret_line = NULL;
+		return 0;
+	}
+	return (size_t)n;
+}
+
 /* MSG_RESULT: check it against what arrived and reply. */
 void worker_on_result(struct worker *w, struct frame *f)
 {
@@ -673,36 +713,19 @@ void worker_on_result(struct worker *w, struct frame *f)
 			close(rfd);
 		call_finish_error(c, "internal", "cannot hold the result: %s", strerror(errno));
 	} else {
-		json_t *o = json_pack("{s:O,s:b,s:I,s:I}", "id", c->req_id, "ok", 1, "worker",
-				      (json_int_t)w->id, "duration_us", (json_int_t)dur);
 		if (rfd < 0 && c->res_memfd < 0 && !c->want_fd) {
-			json_t *s = c->text
-					? json_stringn((const char *)(c->res ? (char *)c->res : ""),
-						       c->res_len)
-					: NULL;
-			if (s) {
-				json_object_set_new(o, "result", s);
-			} else {
-				char *b =
-				    b64_encode(c->res ? c->res : (const uint8_t *)"", c->res_len);
-				if (!b)
-					fatal("out of memory");
-				json_object_set_new(o, "result_b64", json_string_nocheck(b));
-				free(b);
-			}
-			char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-			size_t len = line ? strlen(line) : 0;
+			/* The hot path: the reply line built directly, the result encoded
+			 * once (a JSON string when the request was text and the bytes are
+			 * UTF-8, else base64). */
+			char *line = NULL;
+			size_t len = inline_reply(c, w->id, dur, &line);
 			if (line && len <= LINE_MAX_BYTES) {
-				json_decref(o);
 				call_reply_line(c, line, len, -1, true);
 				goto done;
 			}
 			free(line);
 			/* Too large inline: go by fd after all. */
-			json_object_del(o, "result");
-			json_object_del(o, "result_b64");
 			if (call_spill(c) < 0) {
-				json_decref(o);
 				call_finish_error(c, "internal", "cannot create a memfd: %s",
 						  strerror(errno));
 				goto done;
@@ -710,13 +733,11 @@ void worker_on_result(struct worker *w, struct frame *f)
 		}
 		if (rfd < 0) {
 			if (c->res_memfd < 0 && call_spill(c) < 0) {
-				json_decref(o);
 				call_finish_error(c, "internal", "cannot create a memfd: %s",
 						  strerror(errno));
 				goto done;
 			}
 			if (seal_result(c->res_memfd) < 0) {
-				json_decref(o);
 				call_finish_error(c, "internal", "cannot seal the result: %s",
 						  strerror(errno));
 				goto done;
@@ -726,8 +747,11 @@ void worker_on_result(struct worker *w, struct frame *f)
 		} else {
 			lseek(rfd, 0, SEEK_SET);
 		}
-		json_object_set_new(o, "result_fd", json_true());
-		call_reply(c, o, rfd, true);
+		call_reply(c,
+			   json_pack("{s:O,s:b,s:I,s:I,s:b}", "id", c->req_id, "ok", 1, "worker",
+				     (json_int_t)w->id, "duration_us", (json_int_t)dur, "result_fd",
+				     1),
+			   rfd, true);
 	}
 done:
 	worker_after_call(w);
