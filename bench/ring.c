@@ -43,7 +43,9 @@ struct chan {
 	long spin_ns;		/* ring: spin this long on empty before sleeping */
 	uint64_t sleeps, bells; /* ring: times we slept, doorbells we sent */
 	bool eof;		/* ring: the doorbell socket saw EOF */
-	size_t freed; /* ring consumer: bytes freed since we last looked at the producer */
+	size_t freed;  /* ring consumer: bytes freed since we last looked at the producer */
+	size_t unrung; /* ring producer: bytes published since the consumer last heard */
+	bool owed;     /* ring producer: the consumer sleeps and has not been rung yet */
 };
 
 /* Everything needed before fork. */
@@ -163,6 +165,12 @@ static void wait_bell(struct chan *c)
 		fprintf(stderr, "bench-ring: peer gone\n");
 		exit(1);
 	}
+	/* Before we block: a sleeping consumer must hear of what we published. */
+	if (c->owed) {
+		c->owed = false;
+		c->unrung = 0;
+		bell(c);
+	}
 	c->sleeps++;
 	while (poll(&pfd, 1, -1) < 0)
 		if (errno != EINTR)
@@ -186,8 +194,16 @@ static void chan_send(struct chan *c, const void *buf, size_t len)
 			if (ring_write(&c->area.tx, p + off, len - off, &wr) < 0)
 				die("ring_write: corrupt");
 			off += wr;
+			/* Hysteresis: a sleeping consumer is rung once a quarter of the ring
+			 * is filled, or before we block (wait_bell), not per record. */
 			if (wr > 0 && ring_producer_wake_needed(&c->area.tx))
+				c->owed = true;
+			c->unrung += wr;
+			if (c->owed && c->unrung >= RING_CAP / 4) {
+				c->owed = false;
+				c->unrung = 0;
 				bell(c);
+			}
 			if (wr == 0 && ring_producer_prepare_sleep(&c->area.tx))
 				wait_bell(c);
 			continue;
