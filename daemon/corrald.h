@@ -111,7 +111,6 @@ struct worker {
 	bool killed_by_us;   /* a timeout or `kill`: not a crash */
 	bool faulted;	     /* a protocol violation: a crash */
 	bool start_timed_out;
-	bool replaces_crash;
 	char reason[160];
 	bool in_cgroup;
 	int wstatus;
@@ -201,7 +200,6 @@ struct daemon {
 	uid_t uid;
 	struct server *server;
 	struct event *ev_sigchld, *ev_sigterm, *ev_sigint, *ev_sighup;
-	struct sd *sd;
 	struct metrics *metrics;
 	unsigned sb_available; /* layers the kernel offers */
 	void *spawn_stack, *spawn_stack2;
@@ -225,7 +223,6 @@ extern const char *const wstate_names[W_NSTATES];
 
 /* time.c */
 uint64_t now_ms(void);
-uint64_t now_us(void);
 uint64_t mono_us(void);
 struct timeval tv_ms(uint64_t ms);
 
