@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -297,14 +298,22 @@ static void cmd_stop(struct client *c, json_t *id, json_t *req)
 }
 
 /* Signal names kill accepts. */
-static const struct {
-	const char *name;
-	int sig;
-} signals[] = {
-    {"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT},   {"HUP", SIGHUP},
-    {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
-    {"CONT", SIGCONT}, {"ABRT", SIGABRT}, {"SEGV", SIGSEGV}, {"ALRM", SIGALRM},
-};
+/* A signal by name ("KILL", "SIGKILL", any case) or number ("9"); 0 when unknown. */
+static int signal_by_name(const char *s)
+{
+	char *end;
+	long n = strtol(s, &end, 10);
+	if (*s && !*end)
+		return n > 0 && n < NSIG && n < SIGRTMIN ? (int)n : 0;
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (int sig = 1; sig < SIGRTMIN; sig++) {
+		const char *abbrev = sigabbrev_np(sig);
+		if (abbrev && strcasecmp(abbrev, s) == 0)
+			return sig;
+	}
+	return 0;
+}
 
 /* kill worker [signal] */
 static void cmd_kill(struct client *c, json_t *id, json_t *req)
@@ -321,13 +330,7 @@ static void cmd_kill(struct client *c, json_t *id, json_t *req)
 	if (!arg_worker(c, id, req, &wid))
 		return;
 	if (sv) {
-		const char *s = json_string_value(sv);
-		if (strncmp(s, "SIG", 3) == 0)
-			s += 3;
-		sig = 0;
-		for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
-			if (strcmp(signals[i].name, s) == 0)
-				sig = signals[i].sig;
+		sig = signal_by_name(json_string_value(sv));
 		if (!sig) {
 			client_reply_error(c, id, "bad_request", "unknown signal \"%s\"",
 					   json_string_value(sv));
