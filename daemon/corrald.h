@@ -237,6 +237,7 @@ void worker_fault(struct worker *w, const char *code, const char *what);
 void type_reconcile(struct type_rt *t);
 void daemon_reap(struct daemon *d);
 bool type_in_backoff(const struct type_rt *t);
+unsigned type_live(const struct type_rt *t);
 void type_set_state(struct worker *w, enum wstate s);
 void worker_idle(struct worker *w);
 void type_destroy(struct type_rt *t);

@@ -194,7 +194,7 @@ static void type_count_key(struct type_rt *t, const char *key, unsigned *live, u
 	struct worker *w;
 	if (!key) {
 		*starting = t->nstate[W_STARTING];
-		*live = *starting + t->nstate[W_IDLE] + t->nstate[W_BUSY];
+		*live = type_live(t);
 		return;
 	}
 	*live = *starting = 0;
@@ -249,7 +249,7 @@ static bool type_grow(struct type_rt *t, const char *key, char *err, size_t errl
 	struct daemon *d = t->d;
 	unsigned live, starting;
 
-	unsigned total = t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
+	unsigned total = type_live(t);
 	if (t->retired || (total >= p->max && !key))
 		return false;
 	if (d->shutting_down && t->nworkers > 0)
@@ -349,7 +349,7 @@ void call_submit(struct call *c)
 	bool room = queued < p->queue || (!type_in_backoff(t) && waiting < starting);
 	if (!room) {
 		/* Past the queue: maybe a new worker can still take it. */
-		unsigned total = t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
+		unsigned total = type_live(t);
 		room = total < p->max && !type_in_backoff(t) && now_ms() >= t->backoff_until_ms &&
 		       (!c->key || live < p->max_per_key);
 	}

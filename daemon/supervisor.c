@@ -298,9 +298,15 @@ void type_set_state(struct worker *w, enum wstate s)
 }
 
 /* Alive and not on its way out. */
-static unsigned type_live(const struct type_rt *t)
+unsigned type_live(const struct type_rt *t)
 {
 	return t->nstate[W_STARTING] + t->nstate[W_IDLE] + t->nstate[W_BUSY];
+}
+
+/* The workers kept alive: min, unless isolated by key or paused by `stop TYPE`. */
+static unsigned type_min(const struct type_rt *t)
+{
+	return t->cfg->pool.isolate == ISOLATE_KEY || t->min_paused ? 0 : t->cfg->pool.min;
 }
 
 /* Is the type in crash-loop backoff? */
@@ -571,9 +577,6 @@ void worker_stop(struct worker *w, uint64_t timeout_ms)
 		if (frame_send(w->sock, MSG_STOP, 0, 0, NULL, 0, NULL, 0) < 0)
 			kill(w->pid, SIGKILL);
 	}
-	if (w->state == W_STARTING || !w->call) {
-		/* Nothing to finish: a starting worker cannot take STOP yet, idle ones obey. */
-	}
 	event_del(w->timer);
 	worker_arm(w, timeout_ms);
 }
@@ -691,8 +694,7 @@ void worker_idle(struct worker *w)
 		worker_stop(w, 5000);
 		return;
 	}
-	unsigned min = t->cfg->pool.isolate == ISOLATE_KEY || t->min_paused ? 0 : t->cfg->pool.min;
-	if (type_live(t) > min)
+	if (type_live(t) > type_min(t))
 		worker_arm(w, t->cfg->pool.idle_timeout_ms);
 }
 
@@ -772,10 +774,7 @@ static void worker_on_timer(evutil_socket_t fd, short what, void *arg)
 		worker_kill(w, SIGKILL, "start timeout");
 		break;
 	case W_IDLE: {
-		const struct type_rt *t = w->type;
-		unsigned min =
-		    t->cfg->pool.isolate == ISOLATE_KEY || t->min_paused ? 0 : t->cfg->pool.min;
-		if (type_live(t) > min)
+		if (type_live(w->type) > type_min(w->type))
 			worker_stop(w, 5000);
 		break;
 	}
@@ -1003,6 +1002,14 @@ void type_reconcile(struct type_rt *t)
 	}
 }
 
+/* Draining: the calls still queued for t will not run. */
+static void type_fail_queue(struct type_rt *t)
+{
+	while (!TAILQ_EMPTY(&t->queue))
+		call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
+				  "corrald shut down before the call could run");
+}
+
 /* The drain ran out of time: fail what still waits, kill what still runs. */
 static void daemon_on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -1013,13 +1020,9 @@ static void daemon_on_shutdown_timeout(evutil_socket_t fd, short what, void *arg
 	(void)what;
 	log_warn("shutdown: drain timed out; killing %u workers", d->nworkers);
 	TAILQ_FOREACH(t, &d->types, entry)
-	while (!TAILQ_EMPTY(&t->queue))
-		call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
-				  "corrald shut down before the call could run");
+	type_fail_queue(t);
 	TAILQ_FOREACH(t, &d->retired, entry)
-	while (!TAILQ_EMPTY(&t->queue))
-		call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
-				  "corrald shut down before the call could run");
+	type_fail_queue(t);
 	TAILQ_FOREACH(w, &d->workers, dentry)
 	worker_kill(w, SIGKILL, "shutdown timeout");
 }
@@ -1060,9 +1063,7 @@ void daemon_check_exit(struct daemon *d)
 	{
 		/* Queued calls with no worker left to serve them cannot finish. */
 		if (t->nworkers == 0)
-			while (!TAILQ_EMPTY(&t->queue))
-				call_finish_error(TAILQ_FIRST(&t->queue), "shutting_down",
-						  "corrald shut down before the call could run");
+			type_fail_queue(t);
 	}
 	if (d->nworkers == 0)
 		event_base_loopexit(d->base, NULL);
