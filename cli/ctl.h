@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "control.h"
+
 #include "conn.h"
 
 /* Exit statuses (DESIGN.md, "The CLI"). */
@@ -20,12 +22,11 @@
 #define CTL_EXIT_CONNECT 3
 
 /* Largest integer sent as a JSON number: 2^53 - 1, exact in every JSON reader. */
-#define CTL_INT_MAX 9007199254740991LL
 
 struct ctl;
 
 /* One command: name, argument synopsis, one-line summary, handler. */
-struct ctl_cmd {
+struct cli_cmd {
 	const char *name;
 	const char *args;
 	const char *summary;
@@ -36,7 +37,7 @@ struct ctl_cmd {
 struct ctl {
 	const char *socket_path;
 	bool json;
-	const struct ctl_cmd *cmd;
+	const struct cli_cmd *cmd;
 	struct conn *conn;
 	json_int_t next_id;
 };
@@ -48,7 +49,7 @@ struct ctl_reply {
 };
 
 /* main.c */
-void ctl_usage(FILE *f, const struct ctl_cmd *cmd);
+void ctl_usage(FILE *f, const struct cli_cmd *cmd);
 
 /* request.c */
 void ctl_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

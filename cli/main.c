@@ -14,7 +14,7 @@
 #include "ctl.h"
 
 /* Every command, in the order usage lists them. */
-static const struct ctl_cmd ctl_cmds[] = {
+static const struct cli_cmd ctl_cmds[] = {
     {"ping", "", "check that corrald answers", cmd_ping},
     {"types", "", "list the worker types", cmd_types},
     {"list", "[TYPE]", "list workers", cmd_list},
@@ -34,7 +34,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 #define CTL_NCMDS (sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 
 /* Print usage: one command's, or everything when cmd is NULL. */
-void ctl_usage(FILE *f, const struct ctl_cmd *cmd)
+void ctl_usage(FILE *f, const struct cli_cmd *cmd)
 {
 	if (cmd) {
 		fprintf(f, "usage: corralctl [--socket PATH] [--json] %s%s%s\n  %s\n", cmd->name,
@@ -60,7 +60,7 @@ void ctl_usage(FILE *f, const struct ctl_cmd *cmd)
 }
 
 /* Find a command by name; NULL if there is none. */
-static const struct ctl_cmd *ctl_find(const char *name)
+static const struct cli_cmd *ctl_find(const char *name)
 {
 	for (size_t i = 0; i < CTL_NCMDS; i++)
 		if (strcmp(ctl_cmds[i].name, name) == 0)

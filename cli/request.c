@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "ctl.h"
 #include "fmt.h"
 
@@ -51,25 +52,6 @@ void out_write(const void *buf, size_t len)
 {
 	if (len && fwrite(buf, 1, len, stdout) != len)
 		out_fail();
-}
-
-/* The default socket path (DESIGN.md, "Control protocol"), formatted into buf. */
-static const char *ctl_default_socket(char *buf, size_t n)
-{
-	const char *env = getenv("CORRAL_SOCKET");
-	uid_t uid;
-
-	if (env && *env)
-		return env;
-	uid = geteuid();
-	if (uid == 0)
-		return "/run/corral/corrald.sock";
-	env = getenv("XDG_RUNTIME_DIR");
-	if (env && *env)
-		snprintf(buf, n, "%s/corral/corrald.sock", env);
-	else
-		snprintf(buf, n, "/run/user/%u/corral/corrald.sock", (unsigned)uid);
-	return buf;
 }
 
 /* Connect to corrald unless connected; 0, or CTL_EXIT_CONNECT once reported. */

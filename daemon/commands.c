@@ -17,6 +17,7 @@
 #include "corral-config.h"
 #include "log.h"
 #include "server.h"
+#include "control.h"
 
 /* Read rss (KiB) and cpu time (ms) of pid from /proc. */
 static void proc_usage(pid_t pid, json_int_t *rss_kb, json_int_t *cpu_ms)
@@ -297,24 +298,6 @@ static void cmd_stop(struct client *c, json_t *id, json_t *req)
 	client_reply_ok(c, id, json_pack("{s:o}", "stopped", ids));
 }
 
-/* Signal names kill accepts. */
-/* A signal by name ("KILL", "SIGKILL", any case) or number ("9"); 0 when unknown. */
-static int signal_by_name(const char *s)
-{
-	char *end;
-	long n = strtol(s, &end, 10);
-	if (*s && !*end)
-		return n > 0 && n < NSIG && n < SIGRTMIN ? (int)n : 0;
-	if (strncasecmp(s, "SIG", 3) == 0)
-		s += 3;
-	for (int sig = 1; sig < SIGRTMIN; sig++) {
-		const char *abbrev = sigabbrev_np(sig);
-		if (abbrev && strcasecmp(abbrev, s) == 0)
-			return sig;
-	}
-	return 0;
-}
-
 /* kill worker [signal] */
 static void cmd_kill(struct client *c, json_t *id, json_t *req)
 {
@@ -330,7 +313,7 @@ static void cmd_kill(struct client *c, json_t *id, json_t *req)
 	if (!arg_worker(c, id, req, &wid))
 		return;
 	if (sv) {
-		sig = signal_by_name(json_string_value(sv));
+		sig = ctl_signal_parse(json_string_value(sv));
 		if (!sig) {
 			client_reply_error(c, id, "bad_request", "unknown signal \"%s\"",
 					   json_string_value(sv));
@@ -659,40 +642,9 @@ static void cmd_shutdown(struct client *c, json_t *id, json_t *req)
 	daemon_begin_shutdown(c->srv->d, (uint64_t)timeout);
 }
 
-static const struct cmd_arg no_args[] = {{NULL, 0}};
-static const struct cmd_arg list_args[] = {{"type", JSON_STRING}, {NULL, 0}};
-static const struct cmd_arg spawn_args[] = {
-    {"type", JSON_STRING}, {"count", JSON_INTEGER}, {NULL, 0}};
-static const struct cmd_arg stop_args[] = {
-    {"worker", JSON_INTEGER}, {"type", JSON_STRING}, {"timeout_ms", JSON_INTEGER}, {NULL, 0}};
-static const struct cmd_arg kill_args[] = {
-    {"worker", JSON_INTEGER}, {"signal", JSON_STRING}, {NULL, 0}};
-static const struct cmd_arg call_args[] = {{"type", JSON_STRING},
-					   {"payload", JSON_STRING},
-					   {"payload_b64", JSON_STRING},
-					   {"payload_fd", JSON_TRUE},
-					   {"timeout_ms", JSON_INTEGER},
-					   {"key", JSON_STRING},
-					   {NULL, 0}};
-static const struct cmd_arg logs_args[] = {{"worker", JSON_INTEGER},
-					   {"type", JSON_STRING},
-					   {"lines", JSON_INTEGER},
-					   {"follow", JSON_TRUE},
-					   {NULL, 0}};
-static const struct cmd_arg shutdown_args[] = {{"timeout_ms", JSON_INTEGER}, {NULL, 0}};
-
-const struct cmd_def command_table[] = {
-    {"ping", cmd_ping, no_args, false},
-    {"types", cmd_types, no_args, false},
-    {"list", cmd_list, list_args, false},
-    {"spawn", cmd_spawn, spawn_args, false},
-    {"stop", cmd_stop, stop_args, false},
-    {"kill", cmd_kill, kill_args, false},
-    {"call", cmd_call, call_args, true},
-    {"logs", cmd_logs, logs_args, false},
-    {"stats", cmd_stats, no_args, false},
-    {"watch", cmd_watch, no_args, false},
-    {"reload", cmd_reload, no_args, false},
-    {"shutdown", cmd_shutdown, shutdown_args, false},
-    {NULL, NULL, NULL, false},
+const cmd_fn command_handlers[CTL_NCMDS] = {
+    [CTL_CMD_PING] = cmd_ping,	 [CTL_CMD_TYPES] = cmd_types,	[CTL_CMD_LIST] = cmd_list,
+    [CTL_CMD_SPAWN] = cmd_spawn, [CTL_CMD_STOP] = cmd_stop,	[CTL_CMD_KILL] = cmd_kill,
+    [CTL_CMD_CALL] = cmd_call,	 [CTL_CMD_LOGS] = cmd_logs,	[CTL_CMD_STATS] = cmd_stats,
+    [CTL_CMD_WATCH] = cmd_watch, [CTL_CMD_RELOAD] = cmd_reload, [CTL_CMD_SHUTDOWN] = cmd_shutdown,
 };

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "sd.h"
 #include "server.h"
+#include "control.h"
 
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
@@ -610,127 +611,31 @@ int client_take_fd(struct client *c)
 	return -1;
 }
 
-/* Name of a JSON type for messages. */
-static const char *json_type_name(int t)
-{
-	switch (t) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
-/* Does v have the spec'd type? (JSON_TRUE in a spec means any boolean.) */
-static bool arg_type_ok(json_t *v, int type)
-{
-	if (type == JSON_TRUE)
-		return json_is_boolean(v);
-	if (type == JSON_INTEGER)
-		return json_is_integer(v);
-	return (int)json_typeof(v) == type;
-}
-
-/* Validate the id, the cmd and the arguments, then run the command. */
+/* Validate the request (proto/control.c), then run the command. */
 static void client_dispatch(struct client *c, const char *line, size_t len)
 {
-	json_error_t err;
-	json_t *req, *id, *cmd;
+	struct ctl_request req;
+	char err[512];
+	enum ctl_code code = ctl_request_parse(line, len, c->ncur_fds, &req, err, sizeof(err));
+	cmd_fn fn = req.cmd ? command_handlers[req.cmd->cmd] : NULL;
 
-	if (memchr(line, '\0', len)) {
-		client_reply_error(c, NULL, "bad_request", "invalid JSON: NUL byte in line");
+	if (code == CTL_OK && !fn) {
+		code = CTL_UNKNOWN_COMMAND;
+		snprintf(err, sizeof(err), "command \"%s\" is not served", req.cmd->name);
+	}
+	if (code == CTL_OK && c->srv->d->shutting_down && !req.cmd->while_draining) {
+		code = CTL_SHUTTING_DOWN;
+		snprintf(err, sizeof(err), "corrald is shutting down");
+	}
+	if (code != CTL_OK) {
+		client_reply_error(c, req.id, ctl_code_name(code), "%s", err);
+		ctl_request_free(&req);
 		return;
 	}
-	/* \u0000 inside a string is valid JSON (a payload may hold NUL bytes). */
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
-	if (!req) {
-		client_reply_error(c, NULL, "bad_request", "invalid JSON at column %d: %s",
-				   err.column, err.text);
-		return;
-	}
-	if (!json_is_object(req)) {
-		client_reply_error(c, NULL, "bad_request", "request must be a JSON object");
-		json_decref(req);
-		return;
-	}
-	id = json_object_get(req, "id");
-	if (!id || !(json_is_string(id) || json_is_number(id))) {
-		client_reply_error(c, NULL, "bad_request",
-				   id ? "\"id\" must be a number or a string" : "missing \"id\"");
-		json_decref(req);
-		return;
-	}
-	json_incref(id);
-	cmd = json_object_get(req, "cmd");
-	if (!cmd || !json_is_string(cmd) ||
-	    strlen(json_string_value(cmd)) != json_string_length(cmd)) {
-		client_reply_error(c, id, "bad_request",
-				   cmd ? "\"cmd\" must be a string" : "missing \"cmd\"");
-		goto out;
-	}
-	const struct cmd_def *def = NULL;
-	for (const struct cmd_def *d = command_table; d->name; d++) {
-		if (strcmp(d->name, json_string_value(cmd)) == 0) {
-			def = d;
-			break;
-		}
-	}
-	if (!def) {
-		client_reply_error(c, id, "unknown_command", "unknown command \"%s\"",
-				   json_string_value(cmd));
-		goto out;
-	}
-	const char *key;
-	json_t *val;
-	json_object_foreach(req, key, val)
-	{
-		if (strcmp(key, "id") == 0 || strcmp(key, "cmd") == 0)
-			continue;
-		const struct cmd_arg *a = def->args;
-		while (a && a->name && strcmp(a->name, key) != 0)
-			a++;
-		if (!a || !a->name) {
-			client_reply_error(c, id, "bad_request", "unknown argument \"%s\" for %s",
-					   key, def->name);
-			goto out;
-		}
-		if (!arg_type_ok(val, a->type)) {
-			client_reply_error(c, id, "bad_request", "argument \"%s\" must be %s", key,
-					   json_type_name(a->type));
-			goto out;
-		}
-		if (json_is_string(val) && strcmp(key, "payload") != 0 &&
-		    strlen(json_string_value(val)) != json_string_length(val)) {
-			client_reply_error(c, id, "bad_request",
-					   "argument \"%s\" must not hold a NUL character", key);
-			goto out;
-		}
-	}
-	if (c->ncur_fds && !def->takes_fd) {
-		client_reply_error(c, id, "bad_request", "%s takes no file descriptor", def->name);
-		goto out;
-	}
-	if (c->srv->d->shutting_down && strcmp(def->name, "ping") != 0 &&
-	    strcmp(def->name, "list") != 0 && strcmp(def->name, "stats") != 0 &&
-	    strcmp(def->name, "types") != 0 && strcmp(def->name, "shutdown") != 0) {
-		client_reply_error(c, id, "shutting_down", "corrald is shutting down");
-		goto out;
-	}
-	def->fn(c, id, req);
-out:
+	json_t *id = json_incref(req.id);
+	fn(c, id, req.root);
 	json_decref(id);
-	json_decref(req);
+	ctl_request_free(&req);
 }
 
 /* Move the fds that arrived within [start, end) of the stream to cur_fds. */

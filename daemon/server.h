@@ -109,20 +109,8 @@ void server_emit_log(struct daemon *d, const struct type_rt *t, const struct log
 /* Commands: each gets the client, the request id and the request object. */
 typedef void (*cmd_fn)(struct client *c, json_t *id, json_t *req);
 
-/* Argument spec: name and JSON type (JSON_INTEGER, JSON_STRING, JSON_TRUE for bool, ...). */
-struct cmd_arg {
-	const char *name;
-	int type;
-};
-
-struct cmd_def {
-	const char *name;
-	cmd_fn fn;
-	const struct cmd_arg *args;
-	bool takes_fd;
-};
-
-extern const struct cmd_def command_table[];
+/* Handlers by command (proto/control.h's enum ctl_cmd_id); NULL: not served. */
+extern const cmd_fn command_handlers[];
 
 /* Helpers for commands. */
 json_t *worker_to_json(const struct worker *w);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "control.h"
 #include "log.h"
 #include "msg.h"
 #include "sandbox.h"
@@ -801,17 +802,6 @@ static void worker_on_healthy(evutil_socket_t fd, short what, void *arg)
 	event_del(w->type->backoff_timer);
 }
 
-/* Name a signal: "SIGSEGV". */
-static const char *sig_name(int sig, char *buf, size_t len)
-{
-	const char *abbrev = sigabbrev_np(sig);
-	if (abbrev)
-		snprintf(buf, len, "SIG%s", abbrev);
-	else
-		snprintf(buf, len, "signal %d", sig);
-	return buf;
-}
-
 /* Signals libcorral-worker turns into exit 128+N when it runs as pid 1. */
 static bool pid1_signal(int sig)
 {
@@ -859,12 +849,12 @@ static void worker_exit_reason(struct worker *w)
 		/* pid 1 of its namespace ignores signals it has no handler for, so
 		 * libcorral-worker's handler dies of them as exit 128+N */
 		snprintf(w->reason, sizeof(w->reason), "killed by %s",
-			 sig_name(WEXITSTATUS(st) - 128, sb, sizeof(sb)));
+			 ctl_signal_name(WEXITSTATUS(st) - 128, sb, sizeof(sb)));
 	else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS)
 		snprintf(w->reason, sizeof(w->reason), "sandbox violation");
 	else if (WIFSIGNALED(st))
 		snprintf(w->reason, sizeof(w->reason), "killed by %s",
-			 sig_name(WTERMSIG(st), sb, sizeof(sb)));
+			 ctl_signal_name(WTERMSIG(st), sb, sizeof(sb)));
 	else if (WIFEXITED(st))
 		snprintf(w->reason, sizeof(w->reason), "exited with status %d", WEXITSTATUS(st));
 	else
