@@ -129,8 +129,12 @@ bool ctl_arg_bool(const struct ctl_request *req, const char *name, bool def);
 
 /* Reply envelopes.  {"id": id, "ok": true} (id NULL: null); add fields to it. */
 json_t *ctl_reply_ok(json_t *id);
-/* {"id": id, "ok": false, "error": {"code": …, "message": msg}} */
+/* {"id": id, "ok": false, "error": {"code": …, "message": msg}}; msg is cut to
+ * 1 KiB and made valid UTF-8, so the envelope always builds. */
 json_t *ctl_reply_error(json_t *id, enum ctl_code code, const char *msg);
+
+/* Replace invalid UTF-8 in s with '?' (jansson accepts only UTF-8); in place. */
+void ctl_utf8_sanitize(char *s);
 
 /*
  * The default socket path (DESIGN.md): $CORRAL_SOCKET, else
