@@ -172,6 +172,33 @@ def load(d, n_threads, n_calls, errors):
     return ts
 
 
+def check_dashboard(samples):
+    """contrib/grafana-corral.json: its PromQL parses (promtool check rules) and
+    names only series /metrics serves."""
+    path = os.environ.get('CORRAL_DASHBOARD')
+    if not path:
+        return
+    import re
+    dash = json.load(open(path))
+    exprs = [t['expr'] for p in dash['panels'] for t in p.get('targets', [])]
+    if len(exprs) < 10:
+        fail('dashboard: only %d queries' % len(exprs))
+    served = {n for n, _ in samples}
+    rules = os.path.join(RUN, 'dashboard-rules.yml')
+    with open(rules, 'w') as f:
+        f.write('groups:\n- name: dashboard\n  rules:\n')
+        for i, e in enumerate(exprs):
+            e = e.replace('$__rate_interval', '5m')
+            e = re.sub(r'\$(job|instance|type)\b', '.*', e)
+            f.write('  - record: dashboard:q%d\n    expr: %s\n' % (i, json.dumps(e)))
+            for name in re.findall(r'\b((?:corral|process)_[a-z_]+)\b', e):
+                if name not in served:
+                    fail('dashboard: %s is not served by /metrics (%s)' % (name, e))
+    r = subprocess.run([PROMTOOL, 'check', 'rules', rules], capture_output=True, timeout=DEADLINE)
+    if r.returncode != 0:
+        fail('dashboard PromQL: %s%s' % (r.stdout.decode(), r.stderr.decode()))
+
+
 def main():
     msock = os.path.join(RUN, 'metrics.sock')
     cfg = {'metrics': {'listen': msock},
@@ -273,6 +300,7 @@ def main():
     taken.listen(1)
     must_not_start('127.0.0.1:%d' % taken.getsockname()[1], 'TCP port in use')
     taken.close()
+    check_dashboard(s2)
     d.stop()
 
     # A stale socket file (its daemon gone) is replaced, a non-socket file is not touched.
