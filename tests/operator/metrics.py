@@ -81,6 +81,8 @@ class Daemon:
             self.p.kill()
             fail('corrald did not exit on SIGTERM')
         self.conn.close()
+        if self.p.returncode != 0 or 'Sanitizer' in self.stderr():
+            fail('corrald exited with %d: %s' % (self.p.returncode, self.stderr()[-3000:]))
 
 
 def scrape(path):
@@ -289,7 +291,7 @@ def main():
         r = subprocess.run([CORRALD, '--config', p, '--socket', os.path.join(dd, 's.sock')],
                            capture_output=True, timeout=DEADLINE)
         err = r.stderr.decode()
-        if r.returncode == 0 or 'metrics.listen' not in err or listen not in err:
+        if r.returncode != 1 or 'metrics.listen' not in err or listen not in err or 'Sanitizer' in err:
             fail('%s: corrald rc %d, stderr %r' % (why, r.returncode, err))
         if os.path.exists(os.path.join(dd, 's.sock')):
             fail('%s: control socket left behind' % why)
