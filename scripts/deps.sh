@@ -3,8 +3,6 @@
 # Usage: scripts/deps.sh [extra-package...]
 set -eu
 pkgs="meson ninja-build pkg-config gcc libevent-dev libjansson-dev check libseccomp-dev nettle-dev $*"
-# operator tests: man page lint, promtool, the Prometheus text parser, strace
-pkgs="$pkgs mandoc prometheus python3-prometheus-client strace"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
