@@ -2,7 +2,8 @@
 # Install dependencies, build, and run every test suite.
 set -eu
 cd "$(dirname "$0")"
-scripts/deps.sh
+# Test-only tools: man page lint, promtool and the Prometheus text parser, strace.
+scripts/deps.sh mandoc prometheus python3-prometheus-client strace
 [ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
 ninja -C build
 meson test -C build --print-errorlogs "$@"

@@ -1213,6 +1213,12 @@ static int load_buffer(const char *buf, size_t len, const char *source, struct c
 	return 0;
 }
 
+/* The embedded default's JSON text, as config_default() parses it. */
+const char *config_default_json(void)
+{
+	return default_json;
+}
+
 /* Read all of PATH (at most MAX_FILE_BYTES) into a new buffer; 0 or an errno. */
 static int read_file(const char *path, char **ret_buf, size_t *ret_len)
 {

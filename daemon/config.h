@@ -111,6 +111,8 @@ int config_load_string(const char *json, struct config **ret, struct config_erro
 
 /* The embedded default: types echo and sha256, built in. */
 struct config *config_default(void);
+/* The embedded default's JSON text (what `corrald --print-default-config` shows). */
+const char *config_default_json(void);
 
 /* Look a type up by name; NULL when absent. */
 const struct type_config *config_find_type(const struct config *c, const char *name);

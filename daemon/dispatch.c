@@ -17,6 +17,7 @@
 #include "b64.h"
 #include "frame.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "server.h"
 
@@ -136,6 +137,9 @@ static void call_reply_line(struct call *c, char *line, size_t len, int fd, bool
 	else
 		d->stats.calls_failed++;
 	stats_record_latency(&d->stats, mono_us() - c->start_us);
+	if (ok) /* failures are counted with their code in call_finish_error() */
+		metrics_on_call(d->metrics, c->type ? c->type->name : NULL, NULL,
+				mono_us() - c->start_us);
 	call_detach(c);
 	if (cl) {
 		LIST_REMOVE(c, centry);
@@ -161,6 +165,8 @@ void call_finish_error(struct call *c, const char *code, const char *fmt, ...)
 	utf8_sanitize(msg);
 	json_t *o = json_pack("{s:O,s:b,s:{s:s,s:s}}", "id", c->req_id, "ok", 0, "error", "code",
 			      code, "message", msg);
+	metrics_on_call(c->d->metrics, c->type ? c->type->name : NULL, code,
+			mono_us() - c->start_us);
 	call_reply(c, o, -1, false);
 }
 
@@ -273,6 +279,7 @@ static bool type_grow(struct type_rt *t, const char *key, char *err, size_t errl
 	}
 	if (t->restarts_pending) {
 		d->stats.restarts++;
+		metrics_on_restart(d->metrics, t->name);
 		t->restarts_pending = false;
 	}
 	return true;

@@ -25,7 +25,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: corrald [--config FILE] [--socket PATH] [--check-config FILE]\n"
-		   "               [--log-level error|warn|notice|info|debug] [--version]\n");
+		   "               [--log-level error|warn|notice|info|debug] [--version]\n"
+		   "               [--print-default-config]\n");
 }
 
 /* Print every config error, one per line; returns the count. */
@@ -152,6 +153,7 @@ int main(int argc, char **argv)
 	    {"check-config", required_argument, NULL, 'k'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"print-default-config", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -189,6 +191,16 @@ int main(int argc, char **argv)
 		case 'V':
 			printf("corrald %s\n", CORRAL_VERSION);
 			return 0;
+		case 'P': {
+			json_t *j = json_loads(config_default_json(), 0, NULL);
+			char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+			json_decref(j);
+			if (!s)
+				return 1;
+			printf("%s\n", s);
+			free(s);
+			return 0;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -264,8 +276,11 @@ int main(int argc, char **argv)
 	}
 	log_notice("corrald %s listening on %s", CORRAL_VERSION, d.socket_path);
 	spawn_init(); /* while our fd table is small */
-	if (cfg->metrics_listen)
-		d.metrics = metrics_start(&d, cfg->metrics_listen);
+	/* A configured listener that cannot bind is fatal: never run unobserved by mistake. */
+	if (cfg->metrics_listen && !(d.metrics = metrics_start(&d, cfg->metrics_listen))) {
+		rc = 1;
+		goto out;
+	}
 	daemon_types_init(&d, d.cfg);
 	struct type_rt *t;
 	TAILQ_FOREACH(t, &d.types, entry)

@@ -474,6 +474,13 @@ char *spawn_find_worker_binary(void)
 			snprintf(buf, sizeof(buf), "%s/corral-worker", self);
 			if (access(buf, X_OK) == 0)
 				return strdup(buf);
+			/* Installed: the libexec directory relative to the sbin one. */
+			snprintf(buf, sizeof(buf), "%s/" CORRAL_SBIN_TO_LIBEXEC "/corral-worker",
+				 self);
+			if (CORRAL_SBIN_TO_LIBEXEC[0] && access(buf, X_OK) == 0) {
+				char *r = realpath(buf, NULL);
+				return r ? r : strdup(buf);
+			}
 		}
 	}
 	return strdup(CORRAL_LIBEXECDIR "/corral-worker");

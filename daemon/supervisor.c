@@ -27,6 +27,7 @@
 #include "frame.h"
 #include "control.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "sandbox.h"
 #include "sd.h"
@@ -547,6 +548,7 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	t->nstate[W_STARTING]++;
 	d->nworkers++;
 	d->stats.spawned++;
+	metrics_on_spawn(d->metrics, t->name);
 	log_debug("spawned %s worker %llu pid %d", t->name, (unsigned long long)w->id, (int)pid);
 	server_emit_watch(d, w, NULL);
 	return w;
@@ -875,6 +877,7 @@ static void worker_on_exit(struct worker *w, int status)
 	d->stats.exited++;
 	if (crash || w->start_timed_out)
 		d->stats.crashed++;
+	metrics_on_exit(d->metrics, t->name, crash || w->start_timed_out);
 	log_info("%s worker %llu (pid %d) %s", t->name, (unsigned long long)w->id, (int)w->pid,
 		 w->reason);
 	/* Read what the pipes still hold, then close them. */
@@ -987,6 +990,7 @@ void type_reconcile(struct type_rt *t)
 		}
 		if (t->restarts_pending) {
 			d->stats.restarts++;
+			metrics_on_restart(d->metrics, t->name);
 			t->restarts_pending = false;
 		}
 	}
