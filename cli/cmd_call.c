@@ -307,7 +307,7 @@ int cmd_call(struct ctl *ctl, int argc, char **argv)
 			key = optarg;
 			break;
 		case 't':
-			if (args_number(ctl, "timeout", optarg, 0, &timeout))
+			if (args_option_number(ctl, argv, c, CTL_CMD_CALL, "timeout_ms", &timeout))
 				return CTL_EXIT_USAGE;
 			break;
 		default:
