@@ -192,7 +192,8 @@ int args_positional(struct ctl *ctl, int argc, char **argv, int min, int max)
 	char name[32];
 
 	if (n < min)
-		return args_usage_error(ctl, "missing %s", args_operand(ctl, n, name, sizeof(name)));
+		return args_usage_error(ctl, "missing %s",
+					args_operand(ctl, n, name, sizeof(name)));
 	if (n > max)
 		return args_usage_error(ctl, "unexpected argument '%s'", argv[optind + max]);
 	return 0;
@@ -224,8 +225,8 @@ int args_number(struct ctl *ctl, const char *what, const char *s, long long min,
 		if (max >= CTL_INT_MAX)
 			return args_usage_error(ctl, "invalid %s '%s': must be %lld or more", what,
 						s, min);
-		return args_usage_error(ctl, "invalid %s '%s': must be %lld to %lld", what, s,
-					min, max);
+		return args_usage_error(ctl, "invalid %s '%s': must be %lld to %lld", what, s, min,
+					max);
 	}
 	*ret_value = v;
 	return 0;

@@ -1,5 +1,5 @@
 /*
- * cmd_query.c - the read-only views: ping, types, list, stats and top.
+ * cmd_query.c - the read-only views: ping, types, list, describe and stats.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -345,9 +345,9 @@ static void query_stat_row(struct fmt_table *t, json_t *st, const char *label, c
 static bool query_stat_known(const char *key)
 {
 	static const char *const known[] = {
-	    "id",	"ok",	     "workers",	     "queued",	    "spawned",	   "exited",
-	    "crashed",	"restarts",  "calls_ok",     "calls_failed", "call_p50_us", "call_p99_us",
-	    "call_p999_us", "failures", "type"};
+	    "id",	   "ok",	  "workers",	  "queued",   "spawned",
+	    "exited",	   "crashed",	  "restarts",	  "calls_ok", "calls_failed",
+	    "call_p50_us", "call_p99_us", "call_p999_us", "failures", "type"};
 
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(key, known[i]) == 0)
@@ -364,8 +364,9 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	static const struct {
 		const char *label, *key;
 	} rows[] = {
-	    {"workers", "workers"},   {"queued", "queued"},	      {"spawned", "spawned"},
-	    {"exited", "exited"},     {"crashed", "crashed"},	      {"restarts", "restarts"},
+	    {"workers", "workers"},   {"queued", "queued"},
+	    {"spawned", "spawned"},   {"exited", "exited"},
+	    {"crashed", "crashed"},   {"restarts", "restarts"},
 	    {"calls ok", "calls_ok"}, {"calls failed", "calls_failed"},
 	};
 	char p50[FMT_BUF], p99[FMT_BUF], p999[FMT_BUF];
@@ -427,66 +428,4 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 out:
 	ctl_reply_free(&rep);
 	return CTL_EXIT_OK;
-}
-
-/* Print top's summary lines from a stats reply. */
-static void query_print_summary(json_t *st)
-{
-	char now[FMT_BUF], p50[FMT_BUF], p99[FMT_BUF];
-
-	fmt_time_ms(now, fmt_now_ms());
-	fmt_duration_us(p50, fmt_int(st, "call_p50_us"));
-	fmt_duration_us(p99, fmt_int(st, "call_p99_us"));
-	printf("corrald  %s\n"
-	       "workers %lld  queued %lld  spawned %lld  exited %lld  crashed %lld  restarts %lld\n"
-	       "calls ok %lld  failed %lld  p50 %s  p99 %s\n\n",
-	       now, fmt_int(st, "workers"), fmt_int(st, "queued"), fmt_int(st, "spawned"),
-	       fmt_int(st, "exited"), fmt_int(st, "crashed"), fmt_int(st, "restarts"),
-	       fmt_int(st, "calls_ok"), fmt_int(st, "calls_failed"), p50, p99);
-}
-
-/* One top frame: list and stats over the open connection; 0 or the exit status. */
-static int query_top_frame(struct ctl *ctl, bool clear)
-{
-	struct ctl_reply list, stats;
-	int r;
-
-	r = query_list(ctl, NULL, &list);
-	if (r)
-		return r;
-	r = ctl_call(ctl, ctl_request_new(ctl, "stats", NULL), -1, &stats);
-	if (r) {
-		ctl_reply_free(&list);
-		return r;
-	}
-	if (!ctl->json) {
-		if (clear)
-			fputs("\033[H\033[2J", stdout);
-		query_print_summary(stats.obj);
-		query_print_workers(json_object_get(list.obj, "workers"));
-	}
-	out_flush();
-	ctl_reply_free(&list);
-	ctl_reply_free(&stats);
-	return CTL_EXIT_OK;
-}
-
-/* top: list and stats every second until interrupted; one frame when stdout is no tty. */
-int cmd_top(struct ctl *ctl, int argc, char **argv)
-{
-	bool tty = isatty(STDOUT_FILENO);
-	int r;
-
-	r = args_simple(ctl, argc, argv, 0, 0);
-	if (r >= 0)
-		return r;
-	for (;;) {
-		struct timespec ts = {1, 0};
-
-		r = query_top_frame(ctl, tty && !ctl->json);
-		if (r || !tty)
-			return r;
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-	}
 }

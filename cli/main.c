@@ -17,14 +17,14 @@
 
 /* Every command, in the order usage lists them. */
 static const struct cli_cmd ctl_cmds[] = {
-    {"ping", "", "check that corrald answers",
-     "Print corrald's version, pid and uptime.\n", cmd_ping},
+    {"ping", "", "check that corrald answers", "Print corrald's version, pid and uptime.\n",
+     cmd_ping},
     {"types", "", "list the worker types",
      "One row per worker type: its mode, pool bounds, live workers and sandbox\n"
      "layers (missing ones named).\n",
      cmd_types},
-    {"list", "[TYPE]", "list workers",
-     "One row per live worker, or TYPE's workers only.\n", cmd_list},
+    {"list", "[TYPE]", "list workers", "One row per live worker, or TYPE's workers only.\n",
+     cmd_list},
     {"describe", "TYPE", "show a type's config, workers and failures",
      "The type's effective configuration (every default filled in), its sandbox\n"
      "layers, live workers, backoff state and last failure reasons.\n",
@@ -97,8 +97,10 @@ void ctl_usage(FILE *f, const struct cli_cmd *cmd)
 		if (*cmd->help)
 			fputs(cmd->help, f);
 		else
-			fprintf(f, "%c%s.\n", toupper((unsigned char)*cmd->summary), cmd->summary + 1);
-		fputs("\nGlobal options (before or after COMMAND): --socket PATH, --json, --help\n", f);
+			fprintf(f, "%c%s.\n", toupper((unsigned char)*cmd->summary),
+				cmd->summary + 1);
+		fputs("\nGlobal options (before or after COMMAND): --socket PATH, --json, --help\n",
+		      f);
 		return;
 	}
 	fputs("usage: corralctl [--socket PATH] [--json] COMMAND [ARGS]\n\ncommands:\n", f);
