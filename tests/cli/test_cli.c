@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -200,6 +202,14 @@ server_reply(int cfd, int fd, const char *fmt, ...)
 	free(line);
 }
 
+/*
+ * When set, corralctl runs in a mount namespace of its own with an empty
+ * tmpfs on /run: it may look for the default socket without ever touching
+ * the real one (a corrald may be serving there while the tests run).
+ * Exit status 125 says the namespace could not be made.
+ */
+static bool child_private_run;
+
 /* Start corralctl with args (NULL-terminated), stdin from in_fd (-1: /dev/null), stdout to out_fd
  * (-1: a memfd). */
 static void child_start(struct child *c, int in_fd, int out_fd, const char *arg, ...)
@@ -226,6 +236,11 @@ static void child_start(struct child *c, int in_fd, int out_fd, const char *arg,
 		dup2(in, 0);
 		dup2(out_fd >= 0 ? out_fd : c->outfd, 1);
 		dup2(c->errfd, 2);
+		if (child_private_run &&
+		    (unshare(CLONE_NEWNS) < 0 ||
+		     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		     mount("tmpfs", "/run", "tmpfs", 0, "size=64k,mode=0755") < 0))
+			_exit(125);
 		execv(ctl_path(), (char *const *)argv);
 		_exit(127);
 	}
@@ -529,14 +544,23 @@ START_TEST(test_cannot_connect)
 	ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/env.sock"));
 	run_free(&r);
 
-	/* Else $XDG_RUNTIME_DIR/corral/corrald.sock, or /run/corral/corrald.sock for root. */
+	/*
+	 * Else $XDG_RUNTIME_DIR/corral/corrald.sock, or /run/corral/corrald.sock
+	 * for root: looked for in a /run of corralctl's own, never the real one.
+	 */
 	unsetenv("CORRAL_SOCKET");
 	setenv("XDG_RUNTIME_DIR", "/nonexistent-xdg", 1);
+	child_private_run = geteuid() == 0;
 	RUN(&r, "stats");
-	ck_assert_int_eq(r.status, 3);
-	ck_assert_ptr_nonnull(strstr(r.err, geteuid() == 0
-						? "/run/corral/corrald.sock"
-						: "/nonexistent-xdg/corral/corrald.sock"));
+	child_private_run = false;
+	if (r.status == 125) {
+		fprintf(stderr, "skipped: no private mount namespace for the root default path\n");
+	} else {
+		ck_assert_int_eq(r.status, 3);
+		ck_assert_ptr_nonnull(strstr(r.err, geteuid() == 0
+							? "/run/corral/corrald.sock"
+							: "/nonexistent-xdg/corral/corrald.sock"));
+	}
 	run_free(&r);
 }
 END_TEST
