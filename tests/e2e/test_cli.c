@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,11 +126,135 @@ START_TEST(test_cli_exit_codes)
 }
 END_TEST
 
+/* Run corrald --check-config FILE; returns the exit code, stdout and stderr in *out, *err. */
+static int check_config(const char *file, char **out, char **err)
+{
+	const char *argv[] = {h_corrald(), "--check-config", file, NULL};
+	size_t outlen;
+	int st = h_run(argv, NULL, 0, out, &outlen, err);
+
+	ck_assert_msg(WIFEXITED(st), "corrald died: 0x%x", st);
+	return WEXITSTATUS(st);
+}
+
+/*
+ * --check-config reports, naming each JSON path: an exec that does not exist,
+ * is not executable or is a directory; a sandbox.user, socket.group or
+ * allow.groups entry that does not exist.  A config whose programs, users and
+ * groups all exist passes.
+ */
+START_TEST(test_check_config_system)
+{
+	struct hd d;
+	char *out, *err, plain[160], want[512];
+	FILE *f;
+
+	hd_init(&d, "{}");
+	snprintf(plain, sizeof(plain), "%s/plain-file", d.dir);
+	f = fopen(plain, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("#!/bin/sh\n", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(plain, 0644), 0);
+	hd_write_config(&d,
+			"{\"socket\": {\"group\": \"corral-no-such-group\"},"
+			" \"allow\": {\"groups\": [\"root\", \"corral-no-such-group2\", \"4321\"]},"
+			" \"types\": {"
+			"  \"missing\": {\"exec\": [\"%s/no-such-program\"]},"
+			"  \"plain\": {\"mode\": \"stdio\", \"exec\": [\"%s\"]},"
+			"  \"dir\": {\"exec\": [\"%s\"]},"
+			"  \"user\": {\"exec\": [\"%s\"], \"sandbox\": {\"user\": "
+			"\"corral-no-such-user\"}},"
+			"  \"uid\": {\"exec\": [\"%s\"], \"sandbox\": {\"user\": \"4321\"}},"
+			"  \"echo\": {\"builtin\": \"echo\"}}}",
+			d.dir, plain, d.dir, h_upper(), h_upper());
+	ck_assert_int_eq(check_config(d.cfg, &out, &err), 1);
+	ck_assert_uint_eq(strlen(out), 0);
+	ck_assert_msg(strstr(err, "socket.group: no such group \"corral-no-such-group\"\n"), "[%s]",
+		      err);
+	ck_assert_msg(strstr(err, "allow.groups[1]: no such group \"corral-no-such-group2\"\n"),
+		      "[%s]", err);
+	ck_assert_msg(!strstr(err, "allow.groups[0]") && !strstr(err, "allow.groups[2]"), "[%s]",
+		      err);
+	snprintf(want, sizeof(want),
+		 "types.missing.exec[0]: %s/no-such-program: No such file or directory\n", d.dir);
+	ck_assert_msg(strstr(err, want), "no [%s] in [%s]", want, err);
+	snprintf(want, sizeof(want), "types.plain.exec[0]: %s: not executable (mode 0644)\n",
+		 plain);
+	ck_assert_msg(strstr(err, want), "no [%s] in [%s]", want, err);
+	snprintf(want, sizeof(want), "types.dir.exec[0]: %s: is a directory\n", d.dir);
+	ck_assert_msg(strstr(err, want), "no [%s] in [%s]", want, err);
+	ck_assert_msg(
+	    strstr(err, "types.user.sandbox.user: no such user \"corral-no-such-user\"\n"), "[%s]",
+	    err);
+	ck_assert_msg(!strstr(err, "types.uid.") && !strstr(err, "types.echo."), "[%s]", err);
+	free(out);
+	free(err);
+
+	/* Everything it names exists: ok, exit 0. */
+	hd_write_config(&d,
+			"{\"allow\": {\"groups\": [\"root\"]}, \"types\": {"
+			"\"up\": {\"exec\": [\"%s\"], \"sandbox\": {\"user\": \"root\"}},"
+			"\"echo\": {\"builtin\": \"echo\"}}}",
+			h_upper());
+	ck_assert_msg(check_config(d.cfg, &out, &err) == 0, "stderr [%s]", err);
+	ck_assert_msg(strstr(out, ": ok (2 types)"), "[%s]", out);
+	free(out);
+	free(err);
+}
+END_TEST
+
+/* shutdown --wait returns only once corrald has exited. */
+START_TEST(test_cli_shutdown_wait)
+{
+	struct hd d;
+	char *out, *err;
+	size_t outlen;
+	int st;
+
+	hd_up(&d, NULL);
+	ck_assert_msg(CTL(&d, "shutdown", "--wait") == 0, "stderr [%s]", err);
+	ck_assert_uint_eq(outlen, 0);
+	/* Gone already: reaped without waiting. */
+	ck_assert_int_eq(waitpid(d.pid, &st, WNOHANG), d.pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+	d.reaped = true;
+	d.status = st;
+	free(out);
+	free(err);
+}
+END_TEST
+
+/* Usage errors through the real binary: one line, exit 2, the daemon never asked. */
+START_TEST(test_cli_usage_one_line)
+{
+	struct hd d;
+	char *out, *err;
+	size_t outlen;
+
+	hd_up(&d, NULL);
+	ck_assert_int_eq(CTL(&d, "call", "echo", "x", "--timeout", "0"), 2);
+	ck_assert_str_eq(err, "corralctl: call: invalid --timeout '0': must be 1 to 86400000 (see "
+			      "'corralctl help call')\n");
+	free(out);
+	free(err);
+	ck_assert_int_eq(CTL(&d, "logs", "-n"), 2);
+	ck_assert_str_eq(
+	    err, "corralctl: logs: option -n needs an argument (see 'corralctl help logs')\n");
+	free(out);
+	free(err);
+	hd_stop(&d, true);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("e2e-cli");
 	h_add(s, test_cli_basics, 60);
 	h_add(s, test_cli_stdin_binary, 60);
 	h_add(s, test_cli_exit_codes, 60);
+	h_add(s, test_check_config_system, 60);
+	h_add(s, test_cli_shutdown_wait, 60);
+	h_add(s, test_cli_usage_one_line, 60);
 	return h_main(s);
 }
