@@ -210,16 +210,13 @@ START_TEST(test_cli_shutdown_wait)
 	struct hd d;
 	char *out, *err;
 	size_t outlen;
-	int st;
 
 	hd_up(&d, NULL);
 	ck_assert_msg(CTL(&d, "shutdown", "--wait") == 0, "stderr [%s]", err);
 	ck_assert_uint_eq(outlen, 0);
 	/* Gone already: reaped without waiting. */
-	ck_assert_int_eq(waitpid(d.pid, &st, WNOHANG), d.pid);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
-	d.reaped = true;
-	d.status = st;
+	ck_assert_msg(hd_wait_exit(&d, 0), "corrald still running after shutdown --wait");
+	ck_assert_msg(WIFEXITED(d.status) && WEXITSTATUS(d.status) == 0, "status 0x%x", d.status);
 	free(out);
 	free(err);
 }
