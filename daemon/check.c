@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "check_system.h"
 
 /* Append "path: message" to errs; exits when out of memory, as config.c does. */
 static void __attribute__((format(printf, 3, 4)))

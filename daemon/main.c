@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "check_system.h"
 #include "corral-config.h"
 #include "log.h"
 #include "metrics.h"

@@ -1,9 +1,9 @@
 /*
- * check.h - the checks `corrald --check-config` makes against the system
+ * check_system.h - the checks `corrald --check-config` makes against the system
  * beyond the file itself: programs, users and groups the config names.
  */
-#ifndef CORRAL_CHECK_H
-#define CORRAL_CHECK_H
+#ifndef CORRAL_CHECK_SYSTEM_H
+#define CORRAL_CHECK_SYSTEM_H
 
 #include "config.h"
 
