@@ -322,7 +322,7 @@ int args_target(struct ctl *ctl, json_t *req, const char *arg)
 		json_t *type = json_string(arg);
 
 		if (!type)
-			return args_usage_error(ctl, "bad type name: not UTF-8");
+			return args_usage_error(ctl, "invalid TYPE: not UTF-8");
 		if (json_object_set_new(req, "type", type))
 			ctl_oom();
 		return 0;

@@ -281,7 +281,7 @@ static int call_set_string(struct ctl *ctl, json_t *req, const char *key, const 
 	json_t *v = json_string(s);
 
 	if (!v)
-		return args_usage_error(ctl, "bad %s: not UTF-8", key);
+		return args_usage_error(ctl, "invalid %s: not UTF-8", key);
 	json_object_set_new(req, key, v);
 	return 0;
 }

@@ -169,7 +169,7 @@ static int query_list(struct ctl *ctl, const char *type, struct ctl_reply *ret_r
 
 		if (!t) {
 			json_decref(req);
-			args_usage_error(ctl, "bad type name: not UTF-8");
+			args_usage_error(ctl, "invalid TYPE: not UTF-8");
 			return CTL_EXIT_USAGE;
 		}
 		json_object_set_new(req, "type", t);

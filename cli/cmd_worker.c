@@ -61,7 +61,7 @@ int cmd_spawn(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	type = json_string(argv[optind]);
 	if (!type) {
-		args_usage_error(ctl, "bad type name: not UTF-8");
+		args_usage_error(ctl, "invalid TYPE: not UTF-8");
 		return CTL_EXIT_USAGE;
 	}
 	req = ctl_request_new(ctl, "spawn", NULL);

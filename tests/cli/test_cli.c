@@ -1175,16 +1175,19 @@ START_TEST(test_watch)
 END_TEST
 
 /* top on a non-tty: list then stats on one connection, one snapshot, exit 0. */
-START_TEST(test_top_snapshot)
+/* Run top (with sort, unless NULL) against canned types, list and stats replies. */
+static void top_run(struct run *r, const char *sort)
 {
 	struct server s;
 	struct request req[3];
 	struct child c;
-	struct run r;
 	int cfd;
 
 	server_start(&s);
-	child_start(&c, -1, -1, "--socket", s.path, "top", NULL);
+	if (sort)
+		child_start(&c, -1, -1, "--socket", s.path, "top", "--sort", sort, NULL);
+	else
+		child_start(&c, -1, -1, "--socket", s.path, "top", NULL);
 	cfd = server_accept(&s);
 	/* types, list and stats, pipelined. */
 	for (int i = 0; i < 3; i++)
@@ -1208,7 +1211,19 @@ START_TEST(test_top_snapshot)
 		     "\"restarts\":0,\"calls_ok\":3,\"calls_failed\":0,\"queued\":0,\"workers\":2,"
 		     "\"call_p50_us\":800,\"call_p99_us\":2500,\"call_p999_us\":4000}",
 		     (long long)jint(req[2].obj, "id"));
-	child_finish(&c, &r);
+	child_finish(&c, r);
+	for (int i = 0; i < 3; i++)
+		request_free(&req[i]);
+	close(cfd);
+	server_stop(&s);
+}
+
+START_TEST(test_top_snapshot)
+{
+	struct run r;
+	char *w1, *w2;
+
+	top_run(&r, NULL);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
 	ck_assert_ptr_nonnull(strstr(r.out, "workers 2: 1 busy, 1 idle, 0 other"));
 	ck_assert_ptr_nonnull(strstr(r.out, "calls 3 ok, 0 failed"));
@@ -1218,11 +1233,20 @@ START_TEST(test_top_snapshot)
 			  "echo  builtin        2     1       0      -  50.0  2.0MiB\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "ID  PID  TYPE  KEY  STATE"));
 	ck_assert_ptr_null(strchr(r.out, '\033'));
+	/* By id: worker 1 first. */
+	w1 = strstr(r.out, "\n 1  ");
+	w2 = strstr(r.out, "\n 2  ");
+	ck_assert_msg(w1 && w2 && w1 < w2, "[%s]", r.out);
 	run_free(&r);
-	for (int i = 0; i < 3; i++)
-		request_free(&req[i]);
-	close(cfd);
-	server_stop(&s);
+
+	/* By CPU: the busier worker 2 first. */
+	top_run(&r, "cpu");
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	ck_assert_ptr_nonnull(strstr(r.out, "sort cpu"));
+	w1 = strstr(r.out, "\n 1  ");
+	w2 = strstr(r.out, "\n 2  ");
+	ck_assert_msg(w1 && w2 && w2 < w1, "[%s]", r.out);
+	run_free(&r);
 }
 END_TEST
 
