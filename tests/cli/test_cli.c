@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pty.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -1250,6 +1253,93 @@ START_TEST(test_top_snapshot)
 }
 END_TEST
 
+/* Read from the pty master until want has appeared after *off in buf (bounded by 10 s). */
+static void pty_read_until(int master, char *buf, size_t cap, size_t *len, size_t *off,
+			   const char *want)
+{
+	for (;;) {
+		struct pollfd pfd = {master, POLLIN, 0};
+		char *hit;
+		ssize_t n;
+
+		buf[*len] = '\0';
+		hit = memmem(buf + *off, *len - *off, want, strlen(want));
+		if (hit) {
+			*off = (size_t)(hit - buf) + strlen(want);
+			return;
+		}
+		ck_assert_msg(poll(&pfd, 1, 10000) == 1, "no [%s] in [%s]", want, buf);
+		ck_assert_uint_lt(*len, cap - 1);
+		n = read(master, buf + *len, cap - 1 - *len);
+		ck_assert_msg(n > 0, "pty read: %zd (no [%s] in [%s])", n, want, buf);
+		*len += (size_t)n;
+	}
+}
+
+/*
+ * top on a terminal: the alternate screen, a redraw on resize (SIGWINCH) with
+ * no new request, 'q' quits and restores the screen.
+ */
+START_TEST(test_top_tty)
+{
+	static char buf[1 << 16];
+	struct winsize ws = {.ws_row = 30, .ws_col = 100};
+	struct request req[3];
+	struct server s;
+	size_t len = 0, off = 0;
+	int master, slave, cfd, st;
+	pid_t pid;
+
+	server_start(&s);
+	ck_assert_int_eq(openpty(&master, &slave, NULL, NULL, &ws), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setsid();
+		ioctl(slave, TIOCSCTTY, 0);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		dup2(slave, 2);
+		execl(ctl_path(), "corralctl", "--socket", s.path, "top", "-d", "3600",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(slave);
+	cfd = server_accept(&s);
+	for (int i = 0; i < 3; i++)
+		server_read(cfd, &req[i]);
+	server_reply(cfd, -1, "{\"id\":%lld,\"ok\":true,\"types\":[]}",
+		     (long long)jint(req[0].obj, "id"));
+	server_reply(cfd, -1,
+		     "{\"id\":%lld,\"ok\":true,\"workers\":[{\"id\":7,\"pid\":5,\"type\":\"echo\","
+		     "\"key\":null,\"state\":\"idle\",\"uptime_ms\":1000,\"requests\":0,"
+		     "\"rss_kb\":1,\"cpu_ms\":0}]}",
+		     (long long)jint(req[1].obj, "id"));
+	server_reply(cfd, -1, "{\"id\":%lld,\"ok\":true,\"workers\":1}",
+		     (long long)jint(req[2].obj, "id"));
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "\033[?1049h");
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "(q quit");
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "ID  PID");
+	/* A resize redraws at once, from what it has: no request is sent. */
+	ws.ws_col = 90;
+	ck_assert_int_eq(ioctl(master, TIOCSWINSZ, &ws), 0);
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "\033[H\033[2J");
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "ID  PID");
+	/* A sort key redraws too. */
+	ck_assert_int_eq(write(master, "m", 1), 1);
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "sort rss");
+	ck_assert_int_eq(write(master, "q", 1), 1);
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "\033[?1049l");
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x: [%s]", st, buf);
+	for (int i = 0; i < 3; i++)
+		request_free(&req[i]);
+	close(master);
+	close(cfd);
+	server_stop(&s);
+}
+END_TEST
+
 /* stats [TYPE]: counters in a fixed order, failures by cause, latency percentiles. */
 START_TEST(test_stats)
 {
@@ -1497,6 +1587,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_logs_all_since);
 	tcase_add_test(tc, test_shutdown_wait);
 	tcase_add_test(tc, test_table_fits);
+	tcase_add_test(tc, test_top_tty);
 	suite_add_tcase(s, tc);
 	return s;
 }
