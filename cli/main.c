@@ -52,12 +52,13 @@ static const struct cli_cmd ctl_cmds[] = {
      "  -k, --key KEY     the isolation key (types with \"isolate\": \"key\")\n"
      "  -t, --timeout MS  shorten the type's call timeout\n",
      cmd_call},
-    {"logs", "[ID|TYPE] [-f] [-n N] [--since DUR]", "show captured worker output",
+    {"logs", "[ID|TYPE] [-f] [-n N] [--since DURATION]", "show captured worker output",
      "Show the captured stdout and stderr lines of a worker, of a type's\n"
      "workers, or of every worker (each line names its worker).\n\n"
-     "  -f, --follow        keep printing new lines\n"
-     "  -n, --lines N       the last N lines (default 100)\n"
-     "  -S, --since DUR     only lines newer than DUR ago: 90s, 5m, 2h, 1d, 1500ms\n",
+     "  -f, --follow          keep printing new lines\n"
+     "  -n, --lines N         the last N lines (default 100)\n"
+     "  -S, --since DURATION  only lines newer than DURATION ago (90s, 5m, 2h, 1d,\n"
+     "                        1500ms, 1h30m; a bare number is seconds)\n",
      cmd_logs},
     {"watch", "", "print worker state changes as they happen",
      "One line per worker state change (starting, idle, busy, stopping, exited\n"
