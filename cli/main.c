@@ -31,7 +31,7 @@ static const struct cli_cmd ctl_cmds[] = {
      cmd_describe},
     {"spawn", "TYPE [-n N]", "start N workers of TYPE (default 1)",
      "Start workers and print their ids once all are ready.\n\n"
-     "  -n, --count N    how many (1 to 10000; default 1)\n",
+     "  -n, --count N     how many (1 to 10000; default 1)\n",
      cmd_spawn},
     {"stop", "ID|TYPE [-t MS]", "stop a worker, or every worker of a type",
      "Stop gracefully (the current call finishes), SIGKILL after the timeout;\n"
