@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -219,6 +220,23 @@ static void top_rate(char *buf, const struct top *t, const char *key, const char
 	snprintf(buf, FMT_BUF, "%.1f/s", now >= before ? (double)(now - before) * 1000 / dt : 0.0);
 }
 
+/* Print one line, cut to the terminal's width (fmt_columns) when there is one. */
+static void __attribute__((format(printf, 1, 2))) top_line(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	n = strlen(buf);
+	if (fmt_columns && n > fmt_columns)
+		n = fmt_columns; /* the header is ASCII */
+	out_write(buf, n);
+	out_write("\n", 1);
+}
+
 /* Print the header: time, totals and rates; returns the lines used. */
 static int top_header(const struct top *t)
 {
@@ -246,14 +264,14 @@ static int top_header(const struct top *t)
 	fmt_duration_us(p50, fmt_int(st, "call_p50_us"));
 	fmt_duration_us(p99, fmt_int(st, "call_p99_us"));
 	fmt_duration_us(p999, fmt_int(st, "call_p999_us"));
-	printf("corralctl top  %s  sort %s%s\n", now, top_sorts[t->sort].name,
-	       t->tty ? "  (q quit; i c r m u sort)" : "");
-	printf("workers %zu: %zu busy, %zu idle, %zu other   queued %lld   spawns %s\n",
-	       busy + idle + other, busy, idle, other, fmt_int(st, "queued"), spawns);
-	printf("calls %lld ok, %lld failed   %s, failing %s   crashed %lld, restarts %lld\n",
-	       fmt_int(st, "calls_ok"), fmt_int(st, "calls_failed"), calls, fails,
-	       fmt_int(st, "crashed"), fmt_int(st, "restarts"));
-	printf("latency p50 %s  p99 %s  p99.9 %s\n\n", p50, p99, p999);
+	top_line("corralctl top  %s  sort %s%s", now, top_sorts[t->sort].name,
+		 t->tty ? "  (q quit; i c r m u sort)" : "");
+	top_line("workers %zu: %zu busy, %zu idle, %zu other   queued %lld   spawns %s",
+		 busy + idle + other, busy, idle, other, fmt_int(st, "queued"), spawns);
+	top_line("calls %lld ok, %lld failed   %s, failing %s   crashed %lld, restarts %lld",
+		 fmt_int(st, "calls_ok"), fmt_int(st, "calls_failed"), calls, fails,
+		 fmt_int(st, "crashed"), fmt_int(st, "restarts"));
+	top_line("latency p50 %s  p99 %s  p99.9 %s\n", p50, p99, p999);
 	return 5;
 }
 
@@ -350,6 +368,8 @@ static void top_draw(struct top *t)
 		ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws);
 		fmt_columns = ws.ws_col;
 		fputs("\033[H\033[2J", stdout);
+	} else if (!fmt_columns) {
+		fmt_columns = fmt_terminal_columns();
 	}
 	workers = top_workers(t, &n);
 	used = top_header(t);
