@@ -233,6 +233,8 @@ static void __attribute__((format(printf, 1, 2))) top_line(const char *fmt, ...)
 	n = strlen(buf);
 	if (fmt_columns && n > fmt_columns)
 		n = fmt_columns; /* the header is ASCII */
+	while (n && buf[n - 1] == ' ')
+		n--;
 	out_write(buf, n);
 	out_write("\n", 1);
 }
