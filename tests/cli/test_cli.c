@@ -376,6 +376,11 @@ START_TEST(test_usage_errors)
 	ASSERT_USAGE("shutdown", "--wait=yes");
 	ASSERT_USAGE("help", "frobnicate");
 	ASSERT_USAGE("stop", "0");
+	ASSERT_USAGE("logs", "--since", "5m3");
+	ASSERT_USAGE("logs", "--since", "m");
+	ASSERT_USAGE("logs", "--since", "");
+	ASSERT_USAGE("logs", "--since", "-5s");
+	ASSERT_USAGE("logs", "--since", "99999999999999999999s");
 	ASSERT_USAGE("--bogus", "ping");
 	ASSERT_USAGE("spawn");
 	ASSERT_USAGE("spawn", "echo", "-n", "0");
@@ -1481,7 +1486,14 @@ START_TEST(test_logs_all_since)
 	request_free(&req);
 	run_free(&r);
 
-	/* A bare number is seconds; ms, s, m, h, d. */
+	/* A bare number is seconds. */
+	EXCHANGE(&r, &req, "{\"id\":%lld,\"ok\":true,\"lines\":[]}", "logs", "--since=90");
+	ck_assert_int_ge(jint(req.obj, "since_ms"), before - 90000 - 1000);
+	ck_assert_int_le(jint(req.obj, "since_ms"), (long long)time(NULL) * 1000 - 90000 + 1000);
+	request_free(&req);
+	run_free(&r);
+
+	/* Units ms, s, m, h, d. */
 	EXCHANGE(&r, &req, "{\"id\":%lld,\"ok\":true,\"lines\":[]}", "logs", "echo", "-S",
 		 "1500ms");
 	ck_assert_str_eq(jstr(req.obj, "type"), "echo");
