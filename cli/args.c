@@ -21,29 +21,76 @@ enum {
 /* Most long options of one command, the common ones not counted. */
 #define ARGS_MAX_LONG 8
 
-/* Report a usage error and the command's usage on stderr; returns ARGS_BAD. */
+/* Report a usage error in one line (see ctl_usage_error); returns ARGS_BAD. */
 int args_usage_error(struct ctl *ctl, const char *fmt, ...)
 {
+	char msg[512];
 	va_list ap;
 
-	fputs("corralctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	ctl_usage(stderr, ctl->cmd);
+	ctl_usage_error(ctl, "%s", msg);
 	return ARGS_BAD;
 }
 
-/* The option getopt just rejected, as the user spelled it. */
-static void args_bad_option(char *text, size_t n, char **argv)
+/* A's option text up to '=' ("--timeout=5" gives "--timeout"), in buf. */
+static const char *args_cut(char *buf, size_t n, const char *a)
 {
-	const char *arg = optind > 0 ? argv[optind - 1] : NULL;
+	size_t len = strcspn(a, "=");
 
-	if (arg && arg[0] == '-' && arg[1] == '-')
-		snprintf(text, n, "%s", arg);
-	else
-		snprintf(text, n, "-%c", optopt);
+	snprintf(buf, n, "%.*s", (int)(len < 48 ? len : 48), a);
+	return buf;
+}
+
+/*
+ * The option getopt just rejected (":" or "?"), as the user typed it: the
+ * long spelling ("--cou" stays "--cou") or "-x" for a short one.
+ */
+const char *args_typed(char **argv, int opt, const struct option *longopts)
+{
+	static char buf[64];
+	const char *prev = optind > 0 ? argv[optind - 1] : NULL;
+
+	if (prev && prev[0] == '-' && prev[1] == '-' && prev[2]) {
+		size_t len = strcspn(prev + 2, "=");
+
+		if (opt == 0)
+			return args_cut(buf, sizeof(buf), prev);
+		for (; longopts && longopts->name; longopts++)
+			if (longopts->val == opt && strncmp(longopts->name, prev + 2, len) == 0)
+				return args_cut(buf, sizeof(buf), prev);
+	}
+	if (opt > ' ' && opt < 0x7f) {
+		snprintf(buf, sizeof(buf), "-%c", opt);
+		return buf;
+	}
+	return prev ? args_cut(buf, sizeof(buf), prev) : "?";
+}
+
+/* The option just parsed with its argument in optarg, as the user typed it. */
+const char *args_flag(char **argv, int c)
+{
+	static char buf[64];
+	const char *a = NULL;
+
+	if (optind >= 2 && argv[optind - 1] == optarg)
+		a = argv[optind - 2]; /* "-t 5", "--timeout 5" */
+	else if (optind >= 1)
+		a = argv[optind - 1]; /* "-t5", "--timeout=5" */
+	if (a && a[0] == '-' && a[1] == '-')
+		return args_cut(buf, sizeof(buf), a);
+	snprintf(buf, sizeof(buf), "-%c", c);
+	return buf;
+}
+
+/* Whether the option whose value is opt takes no argument. */
+static bool args_takes_none(const struct option *opts, int opt)
+{
+	for (; opts->name; opts++)
+		if (opts->val == opt)
+			return opts->has_arg == no_argument;
+	return false;
 }
 
 /*
@@ -67,7 +114,6 @@ int args_next(struct ctl *ctl, int argc, char **argv, const char *shortopts,
 	all[n] = (struct option){NULL, 0, NULL, 0};
 
 	for (;;) {
-		char text[64];
 		int c = getopt_long(argc, argv, so, all, NULL);
 
 		switch (c) {
@@ -81,11 +127,14 @@ int args_next(struct ctl *ctl, int argc, char **argv, const char *shortopts,
 			ctl->socket_path = optarg;
 			break;
 		case ':':
-			args_bad_option(text, sizeof(text), argv);
-			return args_usage_error(ctl, "option %s needs an argument", text);
+			return args_usage_error(ctl, "option %s needs an argument",
+						args_typed(argv, optopt, all));
 		case '?':
-			args_bad_option(text, sizeof(text), argv);
-			return args_usage_error(ctl, "unknown option %s", text);
+			if (optopt && optopt != '?' && args_takes_none(all, optopt))
+				return args_usage_error(ctl, "option %s takes no argument",
+							args_typed(argv, optopt, all));
+			return args_usage_error(ctl, "unknown option %s",
+						args_typed(argv, optopt, all));
 		default:
 			return c;
 		}
@@ -112,14 +161,39 @@ int args_simple(struct ctl *ctl, int argc, char **argv, int min, int max)
 	return -1;
 }
 
+/* The n-th operand name of the command's synopsis ("TYPE", "ID|TYPE"), in buf. */
+static const char *args_operand(const struct ctl *ctl, int n, char *buf, size_t len)
+{
+	const char *p = ctl->cmd ? ctl->cmd->args : "";
+
+	for (;;) {
+		size_t w;
+
+		p += strspn(p, " ");
+		if (!*p)
+			return "argument";
+		w = strcspn(p, " ");
+		if (strncmp(p, "[-", 2) != 0 && n-- == 0) {
+			/* "[DATA]" names DATA */
+			if (*p == '[' && w > 2)
+				snprintf(buf, len, "%.*s", (int)(w - 2), p + 1);
+			else
+				snprintf(buf, len, "%.*s", (int)w, p);
+			return buf;
+		}
+		p += w;
+	}
+}
+
 /* Check that between min and max positionals follow the options; 0 or ARGS_BAD. */
 int args_positional(struct ctl *ctl, int argc, char **argv, int min, int max)
 {
 	int n = argc - optind;
+	char name[32];
 
-	(void)argv;
 	if (n < min)
-		return args_usage_error(ctl, "missing argument");
+		return args_usage_error(ctl, "missing %s",
+					args_operand(ctl, n, name, sizeof(name)));
 	if (n > max)
 		return args_usage_error(ctl, "unexpected argument '%s'", argv[optind + max]);
 	return 0;
@@ -136,23 +210,107 @@ bool args_is_id(const char *s)
 	return true;
 }
 
-/* Parse s, the value of what, as a decimal in [min, CTL_INT_MAX]; 0 or ARGS_BAD. */
-int args_number(struct ctl *ctl, const char *what, const char *s, long long min,
+/* Parse s, the value of what, as a decimal in [min, max]; 0 or ARGS_BAD. */
+int args_number(struct ctl *ctl, const char *what, const char *s, long long min, long long max,
 		long long *ret_value)
 {
 	long long v;
 	char *end;
 
 	if (!args_is_id(s))
-		return args_usage_error(ctl, "bad %s '%s': not a number", what, s);
+		return args_usage_error(ctl, "invalid %s '%s': not a number", what, s);
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno || *end || v > CTL_INT_MAX)
-		return args_usage_error(ctl, "bad %s '%s': too large", what, s);
-	if (v < min)
-		return args_usage_error(ctl, "bad %s '%s': must be at least %lld", what, s, min);
+	if (errno || *end || v > max || v < min) {
+		if (max >= CTL_INT_MAX)
+			return args_usage_error(ctl, "invalid %s '%s': must be %lld or more", what,
+						s, min);
+		return args_usage_error(ctl, "invalid %s '%s': must be %lld to %lld", what, s, min,
+					max);
+	}
 	*ret_value = v;
 	return 0;
+}
+
+/* The range [*lo, *hi] the protocol allows for argument arg of command cmd. */
+static void args_range(enum ctl_cmd_id cmd, const char *arg, long long *lo, long long *hi)
+{
+	for (const struct ctl_arg *a = ctl_commands[cmd].args; a->name; a++) {
+		if (strcmp(a->name, arg) == 0 && a->type == CTL_ARG_INT) {
+			*lo = a->lo;
+			*hi = a->hi;
+			return;
+		}
+	}
+	*lo = 0;
+	*hi = CTL_INT_MAX;
+}
+
+/*
+ * Parse optarg, the value of option c just parsed, as the protocol argument
+ * arg of cmd (its range from the command table); errors name the option as
+ * typed.  0 with *ret_value, or ARGS_BAD.
+ */
+int args_option_number(struct ctl *ctl, char **argv, int c, enum ctl_cmd_id cmd, const char *arg,
+		       long long *ret_value)
+{
+	long long lo, hi;
+
+	args_range(cmd, arg, &lo, &hi);
+	return args_number(ctl, args_flag(argv, c), optarg, lo, hi, ret_value);
+}
+
+/*
+ * Parse optarg, the value of option c, as a duration: a number and a unit
+ * (ms, s, m, h, d; a bare number is seconds), or several ("1h30m").
+ * 0 with *ret_ms, or ARGS_BAD naming the option as typed.
+ */
+int args_duration(struct ctl *ctl, char **argv, int c, long long *ret_ms)
+{
+	static const struct {
+		const char *unit;
+		long long ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	const char *p = optarg;
+	long long total = 0;
+
+	if (!*p)
+		return args_usage_error(ctl, "invalid %s '': not a duration", args_flag(argv, c));
+	while (*p) {
+		long long v = 0, mult = -1;
+		size_t ulen = 0;
+
+		if (*p < '0' || *p > '9')
+			goto bad;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (v > CTL_INT_MAX / 10)
+				goto bad;
+			v = v * 10 + (*p - '0');
+		}
+		if (!*p && total == 0 && strspn(optarg, "0123456789") == strlen(optarg)) {
+			mult = 1000; /* a bare number: seconds */
+		} else {
+			for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+				size_t n = strlen(units[u].unit);
+
+				if (strncmp(p, units[u].unit, n) == 0 && n > ulen) {
+					mult = units[u].ms;
+					ulen = n;
+				}
+			}
+		}
+		if (mult < 0 || v > CTL_INT_MAX / mult || total > CTL_INT_MAX - v * mult)
+			goto bad;
+		total += v * mult;
+		p += ulen;
+	}
+	*ret_ms = total;
+	return 0;
+bad:
+	return args_usage_error(ctl,
+				"invalid %s '%s': not a duration (such as 90s, 5m, 2h, 1d, "
+				"1500ms)",
+				args_flag(argv, c), optarg);
 }
 
 /* Put {"worker": ID} when arg is all digits, else {"type": arg}, into req; 0 or ARGS_BAD. */
@@ -164,50 +322,26 @@ int args_target(struct ctl *ctl, json_t *req, const char *arg)
 		json_t *type = json_string(arg);
 
 		if (!type)
-			return args_usage_error(ctl, "bad type name: not UTF-8");
+			return args_usage_error(ctl, "invalid TYPE: not UTF-8");
 		if (json_object_set_new(req, "type", type))
 			ctl_oom();
 		return 0;
 	}
-	if (args_number(ctl, "worker id", arg, 0, &id))
+	if (args_number(ctl, "worker id", arg, 1, CTL_INT_MAX, &id))
 		return ARGS_BAD;
 	if (json_object_set_new(req, "worker", json_integer(id)))
 		ctl_oom();
 	return 0;
 }
 
-/* Signals by name (without "SIG") and number; the daemon takes the name. */
-static const struct {
-	const char *name;
-	int num;
-} args_signals[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},	      {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},	 {"FPE", SIGFPE},
-    {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-    {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
-    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-    {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},	 {"XCPU", SIGXCPU},
-    {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-    {"IO", SIGIO},     {"PWR", SIGPWR},	      {"SYS", SIGSYS},
-};
-
 /* The name ("TERM") of the signal spelled s (SIGTERM, TERM, term, 15); NULL if unknown. */
 const char *args_signal(const char *s)
 {
-	size_t n = sizeof(args_signals) / sizeof(args_signals[0]);
+	static char buf[16];
+	int sig = ctl_signal_parse(s);
 
-	if (args_is_id(s)) {
-		long v = strlen(s) < 4 ? strtol(s, NULL, 10) : -1;
-
-		for (size_t i = 0; i < n; i++)
-			if (args_signals[i].num == v)
-				return args_signals[i].name;
+	if (!sig)
 		return NULL;
-	}
-	if (strncasecmp(s, "SIG", 3) == 0)
-		s += 3;
-	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(s, args_signals[i].name) == 0)
-			return args_signals[i].name;
-	return NULL;
+	ctl_signal_name(sig, buf, sizeof(buf));
+	return buf + 3; /* the daemon takes the name without "SIG" */
 }

@@ -1,7 +1,14 @@
 /*
- * cmd_admin.c - commands that act on the daemon: reload and shutdown.
+ * cmd_admin.c - commands that act on the daemon: reload and shutdown (--wait).
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "fmt.h"
@@ -45,23 +52,101 @@ int cmd_reload(struct ctl *ctl, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
-/* shutdown [-t MS]: nothing on success. */
+/* Milliseconds on the monotonic clock. */
+static long long admin_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A pidfd for the daemon at the other end of the connection, or -1: its pid
+ * from SO_PEERCRED (in our pid namespace) when it matches the pid the daemon
+ * reports (so it is not a socket-activating systemd, nor a pid of another
+ * namespace).
+ */
+static int admin_daemon_pidfd(struct ctl *ctl)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct ctl_reply rep;
+	bool json = ctl->json;
+	int r, fd = -1;
+
+	ctl->json = false; /* this ping is ours, not the user's */
+	r = ctl_call(ctl, ctl_request_new(ctl, "ping", NULL), -1, &rep);
+	ctl->json = json;
+	if (r)
+		return -1;
+	if (getsockopt(conn_fileno(ctl->conn), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	    cred.pid > 0 && cred.pid == fmt_int(rep.obj, "pid"))
+		fd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
+	ctl_reply_free(&rep);
+	return fd;
+}
+
+/*
+ * Wait until corrald has exited: its pidfd turns readable, or (without one)
+ * it closes our connection.  Bounded by bound_ms; 0 or the exit status.
+ */
+static int admin_wait_exit(struct ctl *ctl, int pidfd, long long bound_ms)
+{
+	long long deadline = admin_mono_ms() + bound_ms;
+	int sock = conn_fileno(ctl->conn);
+
+	for (;;) {
+		struct pollfd pfd = {pidfd >= 0 ? pidfd : sock, POLLIN, 0};
+		long long left = deadline - admin_mono_ms();
+		char buf[4096];
+		ssize_t got;
+		int n;
+
+		if (left <= 0)
+			break;
+		n = poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
+		if (n < 0 && errno != EINTR) {
+			ctl_warnx("poll: %s", strerror(errno));
+			return CTL_EXIT_ERROR;
+		}
+		if (n <= 0)
+			continue;
+		if (pidfd >= 0)
+			return CTL_EXIT_OK;
+		/* Late lines (none are expected) are dropped; EOF or a reset means gone. */
+		got = recv(sock, buf, sizeof(buf), MSG_DONTWAIT);
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+			return CTL_EXIT_OK;
+	}
+	ctl_warnx("corrald has not exited %lld ms after the shutdown request", bound_ms);
+	return CTL_EXIT_ERROR;
+}
+
+/* shutdown [-t MS] [-w]: nothing on success; with -w, once corrald has exited. */
 int cmd_shutdown(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"timeout", required_argument, NULL, 't'},
+	    {"wait", no_argument, NULL, 'w'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ctl_reply rep;
 	long long timeout = -1;
+	bool wait = false;
+	int pidfd = -1;
 	json_t *req;
 	int c, r;
 
-	while ((c = args_next(ctl, argc, argv, "t:", opts)) != ARGS_END) {
+	while ((c = args_next(ctl, argc, argv, "t:w", opts)) != ARGS_END) {
 		switch (c) {
 		case 't':
-			if (args_number(ctl, "timeout", optarg, 0, &timeout))
+			if (args_option_number(ctl, argv, c, CTL_CMD_SHUTDOWN, "timeout_ms",
+					       &timeout))
 				return CTL_EXIT_USAGE;
+			break;
+		case 'w':
+			wait = true;
 			break;
 		default:
 			return args_stop(c);
@@ -69,12 +154,23 @@ int cmd_shutdown(struct ctl *ctl, int argc, char **argv)
 	}
 	if (args_positional(ctl, argc, argv, 0, 0))
 		return CTL_EXIT_USAGE;
+	if (wait) {
+		r = ctl_connect(ctl);
+		if (r)
+			return r;
+		pidfd = admin_daemon_pidfd(ctl);
+	}
 	req = ctl_request_new(ctl, "shutdown", NULL);
 	if (timeout >= 0)
 		json_object_set_new(req, "timeout_ms", json_integer(timeout));
 	r = ctl_call(ctl, req, -1, &rep);
-	if (r)
-		return r;
-	ctl_reply_free(&rep);
-	return CTL_EXIT_OK;
+	if (r == 0) {
+		ctl_reply_free(&rep);
+		/* The drain takes at most the timeout; then the SIGKILLs and the exit. */
+		if (wait)
+			r = admin_wait_exit(ctl, pidfd, (timeout >= 0 ? timeout : 10000) + 5000);
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return r;
 }

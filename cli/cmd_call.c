@@ -281,7 +281,7 @@ static int call_set_string(struct ctl *ctl, json_t *req, const char *key, const 
 	json_t *v = json_string(s);
 
 	if (!v)
-		return args_usage_error(ctl, "bad %s: not UTF-8", key);
+		return args_usage_error(ctl, "invalid %s: not UTF-8", key);
 	json_object_set_new(req, key, v);
 	return 0;
 }
@@ -307,7 +307,7 @@ int cmd_call(struct ctl *ctl, int argc, char **argv)
 			key = optarg;
 			break;
 		case 't':
-			if (args_number(ctl, "timeout", optarg, 0, &timeout))
+			if (args_option_number(ctl, argv, c, CTL_CMD_CALL, "timeout_ms", &timeout))
 				return CTL_EXIT_USAGE;
 			break;
 		default:

@@ -1,5 +1,5 @@
 /*
- * cmd_query.c - the read-only views: ping, types, list, stats and top.
+ * cmd_query.c - the read-only views: ping, types, list, describe and stats.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,6 +36,16 @@ int cmd_ping(struct ctl *ctl, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
+/* A copy of s; exits when out of memory. */
+static char *strdup_or_die(const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		ctl_oom();
+	return d;
+}
+
 /* Join the strings of a JSON array with sep into a new string; "-" when empty. */
 static char *query_join(json_t *arr, const char *sep)
 {
@@ -63,19 +73,19 @@ static char *query_join(json_t *arr, const char *sep)
 	return s;
 }
 
-/* The SANDBOX cell of a type: active layers, then missing ones if any. */
+/* The SANDBOX cell of a type: "full", or the missing layers ("no user,cgroup"). */
 static char *query_sandbox(json_t *sandbox)
 {
 	json_t *missing = json_object_get(sandbox, "missing");
-	char *active = query_join(json_object_get(sandbox, "active"), ",");
 	char *miss, *s;
 
+	if (!json_array_size(json_object_get(sandbox, "active")))
+		return strdup_or_die("none");
 	if (!json_array_size(missing))
-		return active;
+		return strdup_or_die("full");
 	miss = query_join(missing, ",");
-	if (asprintf(&s, "%s (missing: %s)", active, miss) < 0)
+	if (asprintf(&s, "no %s", miss) < 0)
 		ctl_oom();
-	free(active);
 	free(miss);
 	return s;
 }
@@ -159,7 +169,7 @@ static int query_list(struct ctl *ctl, const char *type, struct ctl_reply *ret_r
 
 		if (!t) {
 			json_decref(req);
-			args_usage_error(ctl, "bad type name: not UTF-8");
+			args_usage_error(ctl, "invalid TYPE: not UTF-8");
 			return CTL_EXIT_USAGE;
 		}
 		json_object_set_new(req, "type", t);
@@ -185,47 +195,133 @@ int cmd_list(struct ctl *ctl, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
-/* stats: one "key value" line per counter; _us, _ms and _kb values in human units. */
-int cmd_stats(struct ctl *ctl, int argc, char **argv)
+/* Add one "path value" row per leaf of the config object o, under prefix. */
+static void query_config_rows(struct fmt_table *t, json_t *o, const char *prefix)
 {
-	static const struct {
-		const char *suffix;
-		void (*fmt)(char *buf, long long v);
-	} units[] = {{"_us", fmt_duration_us}, {"_ms", fmt_duration_ms}, {"_kb", fmt_size_kb}};
-	struct fmt_table t;
-	struct ctl_reply rep;
 	const char *key;
 	json_t *v;
+
+	json_object_foreach(o, key, v)
+	{
+		char *path;
+
+		if (!*prefix && strcmp(key, "name") == 0)
+			continue;
+		if (asprintf(&path, "%s%s%s", prefix, *prefix ? "." : "", key) < 0)
+			ctl_oom();
+		if (json_is_object(v) && json_object_size(v)) {
+			query_config_rows(t, v, path);
+			free(path);
+			continue;
+		}
+		fmt_table_add(t, fmt_safe(path, strlen(path), false));
+		free(path);
+		fmt_table_add_json(t, v);
+	}
+}
+
+/* "1 worker", "2 workers": n and the noun, singular or plural. */
+static void query_count(char *buf, size_t len, long long n, const char *one, const char *many)
+{
+	snprintf(buf, len, "%lld %s", n, n == 1 ? one : many);
+}
+
+/* The backoff line of describe: "off" or "active until …", with the recent crashes. */
+static char *query_backoff(json_t *b)
+{
+	char crashes[64], until[FMT_BUF];
+	long long n = fmt_int(b, "recent_crashes");
+	char *s;
 	int r;
 
-	r = args_simple(ctl, argc, argv, 0, 0);
+	query_count(crashes, sizeof(crashes), n < 0 ? 0 : n, "recent crash", "recent crashes");
+	if (!json_is_true(json_object_get(b, "active"))) {
+		r = asprintf(&s, "off (%s)", crashes);
+	} else if (fmt_int(b, "until_ms") >= 0) {
+		char left[FMT_BUF];
+
+		fmt_time_ms(until, fmt_int(b, "until_ms"));
+		fmt_duration_ms(left, fmt_int(b, "until_ms") - fmt_now_ms() > 0
+					  ? fmt_int(b, "until_ms") - fmt_now_ms()
+					  : 0);
+		r = asprintf(&s, "active until %s, in %s (%s)", until, left, crashes);
+	} else {
+		r = asprintf(&s, "active (%s)", crashes);
+	}
+	if (r < 0)
+		ctl_oom();
+	return s;
+}
+
+/* describe TYPE: config with defaults, sandbox, backoff, workers, last failures. */
+int cmd_describe(struct ctl *ctl, int argc, char **argv)
+{
+	static const char *const fheads[] = {"TIME", "WORKER", "REASON"};
+	struct fmt_table t;
+	struct ctl_reply rep;
+	json_t *req, *type, *v, *workers, *failures;
+	char buf[64];
+	size_t i;
+	int r;
+
+	r = args_simple(ctl, argc, argv, 1, 1);
 	if (r >= 0)
 		return r;
-	r = ctl_call(ctl, ctl_request_new(ctl, "stats", NULL), -1, &rep);
+	type = json_string(argv[optind]);
+	if (!type)
+		return ctl_usage_error(ctl, "invalid TYPE: not UTF-8");
+	req = ctl_request_new(ctl, "describe", NULL);
+	json_object_set_new(req, "type", type);
+	r = ctl_call(ctl, req, -1, &rep);
 	if (r)
 		return r;
 	if (ctl->json)
 		goto out;
-	fmt_table_init(&t, 2, NULL, "ll");
-	json_object_foreach(rep.obj, key, v)
-	{
-		size_t klen = strlen(key), u;
-		char buf[FMT_BUF];
+	workers = json_object_get(rep.obj, "workers");
+	failures = json_object_get(rep.obj, "last_failures");
 
-		if (strcmp(key, "id") == 0 || strcmp(key, "ok") == 0)
-			continue;
-		for (u = 0; u < sizeof(units) / sizeof(units[0]); u++)
-			if (klen > 3 && strcmp(key + klen - 3, units[u].suffix) == 0 &&
-			    json_is_integer(v))
-				break;
-		if (u < sizeof(units) / sizeof(units[0])) {
-			units[u].fmt(buf, (long long)json_integer_value(v));
-			fmt_table_add(&t, fmt_safe(key, klen - 3, false));
-			fmt_table_addf(&t, "%s", buf);
-		} else {
-			fmt_table_add(&t, fmt_safe(key, klen, false));
-			fmt_table_add_json(&t, v);
-		}
+	fmt_table_init(&t, 2, NULL, "ll");
+	fmt_table_addf(&t, "type");
+	fmt_table_add(&t, fmt_safe(argv[optind], strlen(argv[optind]), false));
+	query_config_rows(&t, json_object_get(rep.obj, "type"), "");
+	v = json_object_get(rep.obj, "sandbox");
+	fmt_table_addf(&t, "sandbox active");
+	fmt_table_add(&t, query_join(json_object_get(v, "active"), " "));
+	fmt_table_addf(&t, "sandbox missing");
+	fmt_table_add(&t, query_join(json_object_get(v, "missing"), " "));
+	fmt_table_addf(&t, "backoff");
+	fmt_table_add(&t, query_backoff(json_object_get(rep.obj, "backoff")));
+	fmt_table_addf(&t, "workers");
+	query_count(buf, sizeof(buf), (long long)json_array_size(workers), "worker", "workers");
+	if (fmt_int(rep.obj, "spares") >= 0) {
+		char spares[32];
+
+		query_count(spares, sizeof(spares), fmt_int(rep.obj, "spares"), "spare", "spares");
+		fmt_table_addf(&t, "%s, %s", buf, spares);
+	} else {
+		fmt_table_addf(&t, "%s", buf);
+	}
+	fmt_table_print(&t);
+	fmt_table_free(&t);
+
+	if (json_array_size(workers)) {
+		out_write("\n", 1);
+		query_print_workers(workers);
+	}
+	out_write("\n", 1);
+	if (!json_array_size(failures)) {
+		printf("no recent failures\n");
+		goto out;
+	}
+	fmt_table_init(&t, 3, fheads, "lrl");
+	json_array_foreach(failures, i, v)
+	{
+		char ts[FMT_BUF];
+
+		fmt_time_ms(ts, fmt_int(v, "ts_ms"));
+		fmt_table_addf(&t, "%s", ts);
+		fmt_table_add_json(&t, json_object_get(v, "worker"));
+		fmt_table_add_json(&t, json_object_get(v, "reason"));
 	}
 	fmt_table_print(&t);
 	fmt_table_free(&t);
@@ -234,64 +330,102 @@ out:
 	return CTL_EXIT_OK;
 }
 
-/* Print top's summary lines from a stats reply. */
-static void query_print_summary(json_t *st)
+/* Add a "label value" row for the integer st[key], when present. */
+static void query_stat_row(struct fmt_table *t, json_t *st, const char *label, const char *key)
 {
-	char now[FMT_BUF], p50[FMT_BUF], p99[FMT_BUF];
+	json_t *v = json_object_get(st, key);
 
-	fmt_time_ms(now, fmt_now_ms());
-	fmt_duration_us(p50, fmt_int(st, "call_p50_us"));
-	fmt_duration_us(p99, fmt_int(st, "call_p99_us"));
-	printf("corrald  %s\n"
-	       "workers %lld  queued %lld  spawned %lld  exited %lld  crashed %lld  restarts %lld\n"
-	       "calls ok %lld  failed %lld  p50 %s  p99 %s\n\n",
-	       now, fmt_int(st, "workers"), fmt_int(st, "queued"), fmt_int(st, "spawned"),
-	       fmt_int(st, "exited"), fmt_int(st, "crashed"), fmt_int(st, "restarts"),
-	       fmt_int(st, "calls_ok"), fmt_int(st, "calls_failed"), p50, p99);
+	if (!v)
+		return;
+	fmt_table_addf(t, "%s", label);
+	fmt_table_add_json(t, v);
 }
 
-/* One top frame: list and stats over the open connection; 0 or the exit status. */
-static int query_top_frame(struct ctl *ctl, bool clear)
+/* Whether key is one stats prints in its own place (not among "other"). */
+static bool query_stat_known(const char *key)
 {
-	struct ctl_reply list, stats;
-	int r;
+	static const char *const known[] = {
+	    "id",	   "ok",	  "workers",	  "queued",   "spawned",
+	    "exited",	   "crashed",	  "restarts",	  "calls_ok", "calls_failed",
+	    "call_p50_us", "call_p99_us", "call_p999_us", "failures", "type"};
 
-	r = query_list(ctl, NULL, &list);
-	if (r)
-		return r;
-	r = ctl_call(ctl, ctl_request_new(ctl, "stats", NULL), -1, &stats);
-	if (r) {
-		ctl_reply_free(&list);
-		return r;
-	}
-	if (!ctl->json) {
-		if (clear)
-			fputs("\033[H\033[2J", stdout);
-		query_print_summary(stats.obj);
-		query_print_workers(json_object_get(list.obj, "workers"));
-	}
-	out_flush();
-	ctl_reply_free(&list);
-	ctl_reply_free(&stats);
-	return CTL_EXIT_OK;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(key, known[i]) == 0)
+			return true;
+	return false;
 }
 
-/* top: list and stats every second until interrupted; one frame when stdout is no tty. */
-int cmd_top(struct ctl *ctl, int argc, char **argv)
+/*
+ * stats [TYPE]: the counters (of TYPE alone with one), failed calls broken
+ * down by cause, and call latency percentiles.
+ */
+int cmd_stats(struct ctl *ctl, int argc, char **argv)
 {
-	bool tty = isatty(STDOUT_FILENO);
+	static const struct {
+		const char *label, *key;
+	} rows[] = {
+	    {"workers", "workers"},   {"queued", "queued"},
+	    {"spawned", "spawned"},   {"exited", "exited"},
+	    {"crashed", "crashed"},   {"restarts", "restarts"},
+	    {"calls ok", "calls_ok"}, {"calls failed", "calls_failed"},
+	};
+	char p50[FMT_BUF], p99[FMT_BUF], p999[FMT_BUF];
+	struct fmt_table t;
+	struct ctl_reply rep;
+	const char *key;
+	json_t *req, *v;
 	int r;
 
-	r = args_simple(ctl, argc, argv, 0, 0);
+	r = args_simple(ctl, argc, argv, 0, 1);
 	if (r >= 0)
 		return r;
-	for (;;) {
-		struct timespec ts = {1, 0};
+	req = ctl_request_new(ctl, "stats", NULL);
+	if (optind < argc) {
+		json_t *type = json_string(argv[optind]);
 
-		r = query_top_frame(ctl, tty && !ctl->json);
-		if (r || !tty)
-			return r;
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
+		if (!type) {
+			json_decref(req);
+			return ctl_usage_error(ctl, "invalid TYPE: not UTF-8");
+		}
+		json_object_set_new(req, "type", type);
 	}
+	r = ctl_call(ctl, req, -1, &rep);
+	if (r)
+		return r;
+	if (ctl->json)
+		goto out;
+	fmt_table_init(&t, 2, NULL, "ll");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		query_stat_row(&t, rep.obj, rows[i].label, rows[i].key);
+	/* Failed calls by cause, under "calls failed"; causes that never happened left out. */
+	json_object_foreach(json_object_get(rep.obj, "failures"), key, v)
+	{
+		if (json_is_integer(v) && json_integer_value(v) == 0)
+			continue;
+		char *name = fmt_safe(key, strlen(key), false);
+
+		fmt_table_addf(&t, "  %s", name);
+		fmt_table_add_json(&t, v);
+		free(name);
+	}
+	if (json_object_get(rep.obj, "call_p50_us")) {
+		fmt_duration_us(p50, fmt_int(rep.obj, "call_p50_us"));
+		fmt_duration_us(p99, fmt_int(rep.obj, "call_p99_us"));
+		fmt_duration_us(p999, fmt_int(rep.obj, "call_p999_us"));
+		fmt_table_addf(&t, "call latency");
+		fmt_table_addf(&t, "p50 %s  p99 %s  p99.9 %s", p50, p99, p999);
+	}
+	/* Counters this corralctl does not know yet, as they come. */
+	json_object_foreach(rep.obj, key, v)
+	{
+		if (query_stat_known(key))
+			continue;
+		fmt_table_add(&t, fmt_safe(key, strlen(key), false));
+		fmt_table_add_json(&t, v);
+	}
+	fmt_table_print(&t);
+	fmt_table_free(&t);
+out:
+	ctl_reply_free(&rep);
+	return CTL_EXIT_OK;
 }

@@ -28,41 +28,54 @@ static void stream_print_log(json_t *l)
 	free(safe);
 }
 
-/* logs ID|TYPE [-f] [-n N]: captured output lines, then new ones with -f. */
+/*
+ * logs [ID|TYPE] [-f] [-n N] [--since DUR]: captured output lines (every
+ * worker's without a target), then new ones with -f.
+ */
 int cmd_logs(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"follow", no_argument, NULL, 'f'},
 	    {"lines", required_argument, NULL, 'n'},
+	    {"since", required_argument, NULL, 'S'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ctl_reply rep;
-	long long lines = -1;
+	long long lines = -1, since = -1;
 	bool follow = false;
 	json_int_t id;
 	json_t *req, *l;
 	size_t i;
 	int c, r;
 
-	while ((c = args_next(ctl, argc, argv, "fn:", opts)) != ARGS_END) {
+	while ((c = args_next(ctl, argc, argv, "fn:S:", opts)) != ARGS_END) {
 		switch (c) {
 		case 'f':
 			follow = true;
 			break;
 		case 'n':
-			if (args_number(ctl, "line count", optarg, 0, &lines))
+			if (args_option_number(ctl, argv, c, CTL_CMD_LOGS, "lines", &lines))
+				return CTL_EXIT_USAGE;
+			break;
+		case 'S':
+			if (args_duration(ctl, argv, c, &since))
 				return CTL_EXIT_USAGE;
 			break;
 		default:
 			return args_stop(c);
 		}
 	}
-	if (args_positional(ctl, argc, argv, 1, 1))
+	if (args_positional(ctl, argc, argv, 0, 1))
 		return CTL_EXIT_USAGE;
 	req = ctl_request_new(ctl, "logs", &id);
-	if (args_target(ctl, req, argv[optind])) {
+	if (optind < argc && args_target(ctl, req, argv[optind])) {
 		json_decref(req);
 		return CTL_EXIT_USAGE;
+	}
+	if (since >= 0) {
+		long long now = fmt_now_ms();
+
+		json_object_set_new(req, "since_ms", json_integer(since < now ? now - since : 0));
 	}
 	if (lines >= 0)
 		json_object_set_new(req, "lines", json_integer(lines));

@@ -1,5 +1,5 @@
 /*
- * cmd_worker.c - commands that act on workers: spawn, stop and kill.
+ * cmd_worker.c - commands that act on workers: spawn, stop, kill and restart.
  */
 #include <stdlib.h>
 
@@ -50,7 +50,7 @@ int cmd_spawn(struct ctl *ctl, int argc, char **argv)
 	while ((c = args_next(ctl, argc, argv, "n:", opts)) != ARGS_END) {
 		switch (c) {
 		case 'n':
-			if (args_number(ctl, "count", optarg, 1, &count))
+			if (args_option_number(ctl, argv, c, CTL_CMD_SPAWN, "count", &count))
 				return CTL_EXIT_USAGE;
 			break;
 		default:
@@ -61,7 +61,7 @@ int cmd_spawn(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	type = json_string(argv[optind]);
 	if (!type) {
-		args_usage_error(ctl, "bad type name: not UTF-8");
+		args_usage_error(ctl, "invalid TYPE: not UTF-8");
 		return CTL_EXIT_USAGE;
 	}
 	req = ctl_request_new(ctl, "spawn", NULL);
@@ -85,7 +85,7 @@ int cmd_stop(struct ctl *ctl, int argc, char **argv)
 	while ((c = args_next(ctl, argc, argv, "t:", opts)) != ARGS_END) {
 		switch (c) {
 		case 't':
-			if (args_number(ctl, "timeout", optarg, 0, &timeout))
+			if (args_option_number(ctl, argv, c, CTL_CMD_STOP, "timeout_ms", &timeout))
 				return CTL_EXIT_USAGE;
 			break;
 		default:
@@ -131,10 +131,27 @@ int cmd_kill(struct ctl *ctl, int argc, char **argv)
 	}
 	if (args_positional(ctl, argc, argv, 1, 1))
 		return CTL_EXIT_USAGE;
-	if (args_number(ctl, "worker id", argv[optind], 0, &id))
+	if (args_number(ctl, "worker id", argv[optind], 1, CTL_INT_MAX, &id))
 		return CTL_EXIT_USAGE;
 	req = ctl_request_new(ctl, "kill", NULL);
 	json_object_set_new(req, "worker", json_integer(id));
 	json_object_set_new(req, "signal", json_string(sig));
 	return worker_request(ctl, req, NULL);
+}
+
+/* restart ID|TYPE: the replaced ids, one per line. */
+int cmd_restart(struct ctl *ctl, int argc, char **argv)
+{
+	json_t *req;
+	int r;
+
+	r = args_simple(ctl, argc, argv, 1, 1);
+	if (r >= 0)
+		return r;
+	req = ctl_request_new(ctl, "restart", NULL);
+	if (args_target(ctl, req, argv[optind])) {
+		json_decref(req);
+		return CTL_EXIT_USAGE;
+	}
+	return worker_request(ctl, req, "restarted");
 }

@@ -308,3 +308,9 @@ void conn_close(struct conn *c)
 	free(c->buf);
 	free(c);
 }
+
+/* The connection's socket, for poll() and getsockopt(); still owned by c. */
+int conn_fileno(const struct conn *c)
+{
+	return c->fd;
+}

@@ -31,5 +31,6 @@ int conn_recv_line(struct conn *c, struct conn_line *ret_line);
 int conn_line_take_fd(struct conn_line *line);
 void conn_line_close_fds(struct conn_line *line);
 void conn_close(struct conn *c);
+int conn_fileno(const struct conn *c);
 
 #endif

@@ -21,15 +21,14 @@
 #define CTL_EXIT_USAGE	 2
 #define CTL_EXIT_CONNECT 3
 
-/* Largest integer sent as a JSON number: 2^53 - 1, exact in every JSON reader. */
-
 struct ctl;
 
-/* One command: name, argument synopsis, one-line summary, handler. */
+/* One command: name, argument synopsis, one-line summary, longer help, handler. */
 struct cli_cmd {
 	const char *name;
 	const char *args;
 	const char *summary;
+	const char *help; /* paragraphs and options, each line ending in a newline */
 	int (*exec)(struct ctl *ctl, int argc, char **argv);
 };
 
@@ -50,6 +49,7 @@ struct ctl_reply {
 
 /* main.c */
 void ctl_usage(FILE *f, const struct cli_cmd *cmd);
+int ctl_usage_error(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* request.c */
 void ctl_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -76,8 +76,13 @@ int args_simple(struct ctl *ctl, int argc, char **argv, int min, int max);
 int args_positional(struct ctl *ctl, int argc, char **argv, int min, int max);
 int args_usage_error(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool args_is_id(const char *s);
-int args_number(struct ctl *ctl, const char *what, const char *s, long long min,
+int args_number(struct ctl *ctl, const char *what, const char *s, long long min, long long max,
 		long long *ret_value);
+int args_option_number(struct ctl *ctl, char **argv, int c, enum ctl_cmd_id cmd, const char *arg,
+		       long long *ret_value);
+const char *args_typed(char **argv, int opt, const struct option *longopts);
+const char *args_flag(char **argv, int c);
+int args_duration(struct ctl *ctl, char **argv, int c, long long *ret_ms);
 const char *args_signal(const char *s);
 int args_target(struct ctl *ctl, json_t *req, const char *arg);
 
@@ -95,5 +100,8 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv);
 int cmd_watch(struct ctl *ctl, int argc, char **argv);
 int cmd_reload(struct ctl *ctl, int argc, char **argv);
 int cmd_shutdown(struct ctl *ctl, int argc, char **argv);
+int cmd_describe(struct ctl *ctl, int argc, char **argv);
+int cmd_restart(struct ctl *ctl, int argc, char **argv);
+int cmd_help(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "fmt.h"
@@ -190,11 +192,57 @@ static size_t fmt_width(const char *s)
 	return w;
 }
 
+/* Columns tables may take; 0: no limit.  See fmt_terminal_columns(). */
+size_t fmt_columns;
+
+/*
+ * The columns output may take: $COLUMNS when set (as ls does), else the
+ * width of the terminal on stdout, else 0 (no limit: a pipe or a file).
+ */
+size_t fmt_terminal_columns(void)
+{
+	const char *env = getenv("COLUMNS");
+	struct winsize ws;
+
+	if (env && *env) {
+		long v = strtol(env, NULL, 10);
+
+		if (v > 0 && v < 10000)
+			return (size_t)v;
+	}
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_col == 0)
+		return 0;
+	return ws.ws_col;
+}
+
+/* Write s in at most width columns: cut with "…" when longer.  Returns the columns used. */
+static size_t fmt_cell(const char *s, size_t width)
+{
+	size_t w = fmt_width(s), n = 0, cols = 0;
+
+	if (w <= width) {
+		out_write(s, strlen(s));
+		return w;
+	}
+	if (width == 0)
+		return 0;
+	/* width - 1 code points, then the ellipsis. */
+	while (s[n] && cols < width - 1) {
+		n++;
+		while (((unsigned char)s[n] & 0xc0) == 0x80)
+			n++;
+		cols++;
+	}
+	out_write(s, n);
+	out_write("\xe2\x80\xa6", 3);
+	return width;
+}
+
 /* Print one row: cells padded to widths, two spaces apart, no trailing blanks. */
 static void fmt_table_row(const struct fmt_table *t, const char *const *row, const size_t *widths)
 {
 	for (size_t c = 0; c < t->ncols; c++) {
-		size_t pad = widths[c] - fmt_width(row[c]);
+		size_t w = fmt_width(row[c]), pad = w < widths[c] ? widths[c] - w : 0;
 		bool right = t->align[c] == 'r';
 		bool last = c + 1 == t->ncols;
 
@@ -202,11 +250,42 @@ static void fmt_table_row(const struct fmt_table *t, const char *const *row, con
 			out_write("  ", 2);
 		for (size_t i = 0; right && i < pad; i++)
 			out_write(" ", 1);
-		out_write(row[c], strlen(row[c]));
+		fmt_cell(row[c], widths[c]);
 		for (size_t i = 0; !right && !last && i < pad; i++)
 			out_write(" ", 1);
 	}
 	out_write("\n", 1);
+}
+
+/*
+ * Narrow the columns until the row fits fmt_columns: the left-aligned (text)
+ * columns give up width first, the widest first, never below 4 columns or
+ * their heading; numbers are never cut.
+ */
+static void fmt_table_fit(const struct fmt_table *t, size_t *widths)
+{
+	size_t total = 2 * (t->ncols - 1);
+
+	for (size_t c = 0; c < t->ncols; c++)
+		total += widths[c];
+	while (fmt_columns && total > fmt_columns) {
+		size_t best = t->ncols;
+
+		for (size_t c = 0; c < t->ncols; c++) {
+			size_t floor = t->heads ? fmt_width(t->heads[c]) : 0;
+
+			if (floor < 4)
+				floor = 4;
+			if (t->align[c] == 'l' && widths[c] > floor &&
+			    (best == t->ncols || widths[c] > widths[best])) {
+				best = c;
+			}
+		}
+		if (best == t->ncols)
+			return; /* nothing left to give: the line wraps */
+		widths[best]--;
+		total--;
+	}
 }
 
 /* Print the headings (unless NULL) and every complete row with aligned columns. */
@@ -215,8 +294,13 @@ void fmt_table_print(const struct fmt_table *t)
 	size_t widths[FMT_TABLE_MAX_COLS] = {0};
 	size_t nrows = t->ncells / t->ncols;
 
+	static bool asked;
+
 	if (t->ncols > FMT_TABLE_MAX_COLS)
 		abort();
+	if (!asked && !fmt_columns)
+		fmt_columns = fmt_terminal_columns();
+	asked = true;
 
 	for (size_t c = 0; c < t->ncols; c++)
 		widths[c] = t->heads ? fmt_width(t->heads[c]) : 0;
@@ -228,6 +312,7 @@ void fmt_table_print(const struct fmt_table *t)
 				widths[c] = w;
 		}
 	}
+	fmt_table_fit(t, widths);
 	if (t->heads)
 		fmt_table_row(t, t->heads, widths);
 	for (size_t r = 0; r < nrows; r++)

@@ -33,6 +33,8 @@ struct fmt_table {
 	size_t ncells, cap;
 };
 
+extern size_t fmt_columns;
+size_t fmt_terminal_columns(void);
 void fmt_table_init(struct fmt_table *t, size_t ncols, const char *const *heads, const char *align);
 void fmt_table_add(struct fmt_table *t, char *cell);
 void fmt_table_addf(struct fmt_table *t, const char *fmt, ...)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_system.h"
 #include "corral-config.h"
 #include "log.h"
 #include "metrics.h"
@@ -172,9 +173,11 @@ int main(int argc, char **argv)
 		case 'k': {
 			struct config *cfg = NULL;
 			struct config_errors errs = {0};
-			if (config_load_file(optarg, &cfg, &errs) < 0) {
+			if (config_load_file(optarg, &cfg, &errs) < 0 ||
+			    config_check_system(cfg, &errs) > 0) {
 				print_errors(stderr, "", &errs);
 				config_errors_free(&errs);
+				config_free(cfg);
 				return 1;
 			}
 			printf("%s: ok (%zu types)\n", optarg, cfg->ntypes);

@@ -17,11 +17,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pty.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_ARGS 32
@@ -199,6 +205,14 @@ server_reply(int cfd, int fd, const char *fmt, ...)
 	free(line);
 }
 
+/*
+ * When set, corralctl runs in a mount namespace of its own with an empty
+ * tmpfs on /run: it may look for the default socket without ever touching
+ * the real one (a corrald may be serving there while the tests run).
+ * Exit status 125 says the namespace could not be made.
+ */
+static bool child_private_run;
+
 /* Start corralctl with args (NULL-terminated), stdin from in_fd (-1: /dev/null), stdout to out_fd
  * (-1: a memfd). */
 static void child_start(struct child *c, int in_fd, int out_fd, const char *arg, ...)
@@ -225,6 +239,11 @@ static void child_start(struct child *c, int in_fd, int out_fd, const char *arg,
 		dup2(in, 0);
 		dup2(out_fd >= 0 ? out_fd : c->outfd, 1);
 		dup2(c->errfd, 2);
+		if (child_private_run &&
+		    (unshare(CLONE_NEWNS) < 0 ||
+		     mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		     mount("tmpfs", "/run", "tmpfs", 0, "size=64k,mode=0755") < 0))
+			_exit(125);
 		execv(ctl_path(), (char *const *)argv);
 		_exit(127);
 	}
@@ -275,14 +294,33 @@ static void run_free(struct run *r)
 		child_finish(&c_, (r));                                                            \
 	} while (0)
 
-/* Assert a usage error: exit 2, usage on stderr, nothing on stdout. */
+/* Assert r is a usage error: exit 2, one line on stderr naming the help to read, no stdout. */
+static void assert_usage(const struct run *r)
+{
+	ck_assert_msg(r->status == 2, "exit %d, stderr: %s", r->status, r->err);
+	ck_assert_msg(r->errlen > 0 && strchr(r->err, '\n') == r->err + r->errlen - 1,
+		      "not one line: [%s]", r->err);
+	ck_assert_msg(strncmp(r->err, "corralctl: ", 11) == 0, "stderr: [%s]", r->err);
+	ck_assert_msg(strstr(r->err, "(see 'corralctl help"), "no hint: [%s]", r->err);
+	ck_assert_uint_eq(r->outlen, 0);
+}
+
+/* Assert a usage error (see assert_usage). */
 #define ASSERT_USAGE(...)                                                                          \
 	do {                                                                                       \
 		struct run r_;                                                                     \
 		RUN(&r_, "--socket", "/nonexistent/corrald.sock", __VA_ARGS__);                    \
-		ck_assert_msg(r_.status == 2, "exit %d, stderr: %s", r_.status, r_.err);           \
-		ck_assert_ptr_nonnull(strstr(r_.err, "usage: corralctl"));                         \
-		ck_assert_uint_eq(r_.outlen, 0);                                                   \
+		assert_usage(&r_);                                                                 \
+		run_free(&r_);                                                                     \
+	} while (0)
+
+/* Assert a usage error whose stderr is exactly want. */
+#define ASSERT_USAGE_MSG(want, ...)                                                                \
+	do {                                                                                       \
+		struct run r_;                                                                     \
+		RUN(&r_, "--socket", "/nonexistent/corrald.sock", __VA_ARGS__);                    \
+		assert_usage(&r_);                                                                 \
+		ck_assert_str_eq(r_.err, want);                                                    \
 		run_free(&r_);                                                                     \
 	} while (0)
 
@@ -325,9 +363,24 @@ START_TEST(test_usage_errors)
 	struct run r;
 
 	RUN(&r, "--socket", "/nonexistent/corrald.sock");
-	ck_assert_int_eq(r.status, 2);
+	assert_usage(&r);
 	run_free(&r);
 	ASSERT_USAGE("frobnicate");
+	ASSERT_USAGE("logs", "1", "2");
+	ASSERT_USAGE("describe");
+	ASSERT_USAGE("restart");
+	ASSERT_USAGE("restart", "1", "2");
+	ASSERT_USAGE("stats", "a", "b");
+	ASSERT_USAGE("top", "-s", "nope");
+	ASSERT_USAGE("top", "-d", "0");
+	ASSERT_USAGE("shutdown", "--wait=yes");
+	ASSERT_USAGE("help", "frobnicate");
+	ASSERT_USAGE("stop", "0");
+	ASSERT_USAGE("logs", "--since", "5m3");
+	ASSERT_USAGE("logs", "--since", "m");
+	ASSERT_USAGE("logs", "--since", "");
+	ASSERT_USAGE("logs", "--since", "-5s");
+	ASSERT_USAGE("logs", "--since", "99999999999999999999s");
 	ASSERT_USAGE("--bogus", "ping");
 	ASSERT_USAGE("spawn");
 	ASSERT_USAGE("spawn", "echo", "-n", "0");
@@ -340,12 +393,58 @@ START_TEST(test_usage_errors)
 	ASSERT_USAGE("stop", "1", "2");
 	ASSERT_USAGE("stop", "7", "-t", "-5");
 	ASSERT_USAGE("logs", "3", "-n", "-1");
-	ASSERT_USAGE("logs");
 	ASSERT_USAGE("call");
 	ASSERT_USAGE("call", "echo", "a", "b");
 	ASSERT_USAGE("ping", "extra");
 	ASSERT_USAGE("list", "a", "b");
 	ASSERT_USAGE("watch", "-x");
+}
+END_TEST
+
+/* Each usage error names the problem, the flag as the user typed it, and the help to read. */
+START_TEST(test_usage_messages)
+{
+	ASSERT_USAGE_MSG("corralctl: unknown command 'frobnicate' (see 'corralctl help')\n",
+			 "frobnicate");
+	ASSERT_USAGE_MSG("corralctl: missing command (see 'corralctl help')\n", "--json");
+	ASSERT_USAGE_MSG("corralctl: unknown option --bogus (see 'corralctl help')\n", "--bogus",
+			 "ping");
+	ASSERT_USAGE_MSG("corralctl: spawn: missing TYPE (see 'corralctl help spawn')\n", "spawn");
+	ASSERT_USAGE_MSG("corralctl: stop: missing ID|TYPE (see 'corralctl help stop')\n", "stop");
+	ASSERT_USAGE_MSG("corralctl: spawn: option -n needs an argument (see 'corralctl help "
+			 "spawn')\n",
+			 "spawn", "echo", "-n");
+	ASSERT_USAGE_MSG("corralctl: spawn: option --count needs an argument (see 'corralctl help "
+			 "spawn')\n",
+			 "spawn", "echo", "--count");
+	ASSERT_USAGE_MSG("corralctl: spawn: invalid -n 'abc': not a number (see 'corralctl help "
+			 "spawn')\n",
+			 "spawn", "echo", "-n", "abc");
+	ASSERT_USAGE_MSG("corralctl: spawn: invalid --count '0': must be 1 to 10000 (see "
+			 "'corralctl help spawn')\n",
+			 "spawn", "echo", "--count=0");
+	ASSERT_USAGE_MSG("corralctl: spawn: invalid --cou '0': must be 1 to 10000 (see "
+			 "'corralctl help spawn')\n",
+			 "spawn", "echo", "--cou", "0");
+	ASSERT_USAGE_MSG("corralctl: logs: invalid -n '100001': must be 0 to 100000 (see "
+			 "'corralctl help logs')\n",
+			 "logs", "-n100001");
+	ASSERT_USAGE_MSG("corralctl: logs: invalid --since '5x': not a duration (such as 90s, 5m, "
+			 "2h, 1d, 1500ms) (see 'corralctl help logs')\n",
+			 "logs", "--since", "5x");
+	ASSERT_USAGE_MSG("corralctl: stop: invalid worker id '0': must be 1 or more (see "
+			 "'corralctl help stop')\n",
+			 "stop", "0");
+	ASSERT_USAGE_MSG("corralctl: logs: unknown option -x (see 'corralctl help logs')\n", "logs",
+			 "-fx");
+	ASSERT_USAGE_MSG("corralctl: list: option --json takes no argument (see 'corralctl help "
+			 "list')\n",
+			 "list", "--json=1");
+	ASSERT_USAGE_MSG("corralctl: kill: unknown signal 'FOO' (see 'corralctl help kill')\n",
+			 "kill", "1", "-s", "FOO");
+	ASSERT_USAGE_MSG("corralctl: ping: unexpected argument 'extra' (see 'corralctl help "
+			 "ping')\n",
+			 "ping", "extra");
 }
 END_TEST
 
@@ -378,6 +477,62 @@ START_TEST(test_help)
 }
 END_TEST
 
+/* Assert text ends with a newline and no line is wider than 80 columns. */
+static void assert_fits_80(const char *text)
+{
+	const char *p = text;
+
+	ck_assert_msg(*text && text[strlen(text) - 1] == '\n', "no final newline: [%s]", text);
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+
+		ck_assert_msg(n <= 80, "line over 80 columns: [%.*s]", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+}
+
+/* help, help COMMAND and COMMAND --help, for every command: stdout, exit 0, 80 columns. */
+START_TEST(test_help_every_command)
+{
+	static const char *const cmds[] = {
+	    "ping", "types", "list",  "describe", "spawn", "stop",   "kill",	 "restart",
+	    "call", "logs",  "watch", "stats",	  "top",   "reload", "shutdown", "help"};
+	struct run all, r;
+
+	RUN(&all, "help");
+	ck_assert_int_eq(all.status, 0);
+	ck_assert_uint_eq(all.errlen, 0);
+	assert_fits_80(all.out);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char want[64];
+
+		ck_assert_msg(strstr(all.out, cmds[i]), "help does not list %s", cmds[i]);
+		snprintf(want, sizeof(want), "usage: corralctl %s", cmds[i]);
+		RUN(&r, "help", cmds[i]);
+		ck_assert_msg(r.status == 0 && r.errlen == 0, "help %s: exit %d [%s]", cmds[i],
+			      r.status, r.err);
+		ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0, "help %s: [%s]", cmds[i],
+			      r.out);
+		assert_fits_80(r.out);
+		run_free(&r);
+		RUN(&r, "--socket", "/nonexistent/corrald.sock", cmds[i], "--help");
+		ck_assert_msg(r.status == 0 && r.errlen == 0, "%s --help: exit %d [%s]", cmds[i],
+			      r.status, r.err);
+		ck_assert_msg(strncmp(r.out, want, strlen(want)) == 0, "%s --help: [%s]", cmds[i],
+			      r.out);
+		run_free(&r);
+	}
+	run_free(&all);
+	/* Options are documented where they are taken. */
+	RUN(&r, "help", "logs");
+	ck_assert_ptr_nonnull(strstr(r.out, "--since"));
+	run_free(&r);
+	RUN(&r, "help", "shutdown");
+	ck_assert_ptr_nonnull(strstr(r.out, "--wait"));
+	run_free(&r);
+}
+END_TEST
+
 /* A socket path nobody listens on: exit 3 naming the path. */
 START_TEST(test_cannot_connect)
 {
@@ -397,14 +552,23 @@ START_TEST(test_cannot_connect)
 	ck_assert_ptr_nonnull(strstr(r.err, "/nonexistent/env.sock"));
 	run_free(&r);
 
-	/* Else $XDG_RUNTIME_DIR/corral/corrald.sock, or /run/corral/corrald.sock for root. */
+	/*
+	 * Else $XDG_RUNTIME_DIR/corral/corrald.sock, or /run/corral/corrald.sock
+	 * for root: looked for in a /run of corralctl's own, never the real one.
+	 */
 	unsetenv("CORRAL_SOCKET");
 	setenv("XDG_RUNTIME_DIR", "/nonexistent-xdg", 1);
+	child_private_run = geteuid() == 0;
 	RUN(&r, "stats");
-	ck_assert_int_eq(r.status, 3);
-	ck_assert_ptr_nonnull(strstr(r.err, geteuid() == 0
-						? "/run/corral/corrald.sock"
-						: "/nonexistent-xdg/corral/corrald.sock"));
+	child_private_run = false;
+	if (r.status == 125) {
+		fprintf(stderr, "skipped: no private mount namespace for the root default path\n");
+	} else {
+		ck_assert_int_eq(r.status, 3);
+		ck_assert_ptr_nonnull(strstr(r.err, geteuid() == 0
+							? "/run/corral/corrald.sock"
+							: "/nonexistent-xdg/corral/corrald.sock"));
+	}
 	run_free(&r);
 }
 END_TEST
@@ -1019,55 +1183,382 @@ START_TEST(test_watch)
 END_TEST
 
 /* top on a non-tty: list then stats on one connection, one snapshot, exit 0. */
-START_TEST(test_top_snapshot)
+/* Run top (with sort, unless NULL) against canned types, list and stats replies. */
+static void top_run(struct run *r, const char *sort)
 {
 	struct server s;
-	struct request req;
+	struct request req[3];
 	struct child c;
-	struct run r;
 	int cfd;
 
 	server_start(&s);
-	child_start(&c, -1, -1, "--socket", s.path, "top", NULL);
+	if (sort)
+		child_start(&c, -1, -1, "--socket", s.path, "top", "--sort", sort, NULL);
+	else
+		child_start(&c, -1, -1, "--socket", s.path, "top", NULL);
 	cfd = server_accept(&s);
-	server_read(cfd, &req);
-	ck_assert_str_eq(jstr(req.obj, "cmd"), "list");
+	/* types, list and stats, pipelined. */
+	for (int i = 0; i < 3; i++)
+		server_read(cfd, &req[i]);
+	ck_assert_str_eq(jstr(req[0].obj, "cmd"), "types");
+	ck_assert_str_eq(jstr(req[1].obj, "cmd"), "list");
+	ck_assert_str_eq(jstr(req[2].obj, "cmd"), "stats");
+	server_reply(cfd, -1,
+		     "{\"id\":%lld,\"ok\":true,\"types\":[{\"name\":\"echo\",\"mode\":\"builtin\","
+		     "\"workers\":2,\"busy\":1,\"queued\":0}]}",
+		     (long long)jint(req[0].obj, "id"));
 	server_reply(cfd, -1,
 		     "{\"id\":%lld,\"ok\":true,\"workers\":[{\"id\":1,\"pid\":5,\"type\":\"echo\","
-		     "\"key\":null,\"state\":\"idle\",\"uptime_ms\":10,\"requests\":0,\"rss_kb\":1,"
-		     "\"cpu_ms\":0}]}",
-		     (long long)jint(req.obj, "id"));
-	request_free(&req);
-	server_read(cfd, &req);
-	ck_assert_str_eq(jstr(req.obj, "cmd"), "stats");
+		     "\"key\":null,\"state\":\"idle\",\"uptime_ms\":1000,\"requests\":0,"
+		     "\"rss_kb\":1,\"cpu_ms\":0},{\"id\":2,\"pid\":6,\"type\":\"echo\","
+		     "\"key\":null,\"state\":\"busy\",\"uptime_ms\":1000,\"requests\":9,"
+		     "\"rss_kb\":2048,\"cpu_ms\":500}]}",
+		     (long long)jint(req[1].obj, "id"));
 	server_reply(cfd, -1,
-		     "{\"id\":%lld,\"ok\":true,\"spawned\":1,\"exited\":0,\"crashed\":0,"
-		     "\"restarts\":0,\"calls_ok\":3,\"calls_failed\":0,\"queued\":0,\"workers\":1,"
-		     "\"call_p50_us\":800,\"call_p99_us\":2500}",
-		     (long long)jint(req.obj, "id"));
-	child_finish(&c, &r);
+		     "{\"id\":%lld,\"ok\":true,\"spawned\":2,\"exited\":0,\"crashed\":0,"
+		     "\"restarts\":0,\"calls_ok\":3,\"calls_failed\":0,\"queued\":0,\"workers\":2,"
+		     "\"call_p50_us\":800,\"call_p99_us\":2500,\"call_p999_us\":4000}",
+		     (long long)jint(req[2].obj, "id"));
+	child_finish(&c, r);
+	for (int i = 0; i < 3; i++)
+		request_free(&req[i]);
+	close(cfd);
+	server_stop(&s);
+}
+
+START_TEST(test_top_snapshot)
+{
+	struct run r;
+	char *w1, *w2;
+
+	top_run(&r, NULL);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
-	ck_assert_ptr_nonnull(strstr(r.out, "calls ok 3  failed 0  p50 800us  p99 2.5ms\n"));
+	ck_assert_ptr_nonnull(strstr(r.out, "workers 2: 1 busy, 1 idle, 0 other"));
+	ck_assert_ptr_nonnull(strstr(r.out, "calls 3 ok, 0 failed"));
+	ck_assert_ptr_nonnull(strstr(r.out, "latency p50 800us  p99 2.5ms  p99.9 4.0ms\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(r.out, "TYPE  MODE     WORKERS  BUSY  QUEUED  REQ/S  CPU%     RSS\n"
+			  "echo  builtin        2     1       0      -  50.0  2.0MiB\n"));
 	ck_assert_ptr_nonnull(strstr(r.out, "ID  PID  TYPE  KEY  STATE"));
 	ck_assert_ptr_null(strchr(r.out, '\033'));
+	/* By id: worker 1 first. */
+	w1 = strstr(r.out, "\n 1  ");
+	w2 = strstr(r.out, "\n 2  ");
+	ck_assert_msg(w1 && w2 && w1 < w2, "[%s]", r.out);
 	run_free(&r);
-	request_free(&req);
+
+	/* By CPU: the busier worker 2 first. */
+	top_run(&r, "cpu");
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	ck_assert_ptr_nonnull(strstr(r.out, "sort cpu"));
+	w1 = strstr(r.out, "\n 1  ");
+	w2 = strstr(r.out, "\n 2  ");
+	ck_assert_msg(w1 && w2 && w2 < w1, "[%s]", r.out);
+	run_free(&r);
+}
+END_TEST
+
+/* Read from the pty master until want has appeared after *off in buf (bounded by 10 s). */
+static void pty_read_until(int master, char *buf, size_t cap, size_t *len, size_t *off,
+			   const char *want)
+{
+	for (;;) {
+		struct pollfd pfd = {master, POLLIN, 0};
+		char *hit;
+		ssize_t n;
+
+		buf[*len] = '\0';
+		hit = memmem(buf + *off, *len - *off, want, strlen(want));
+		if (hit) {
+			*off = (size_t)(hit - buf) + strlen(want);
+			return;
+		}
+		ck_assert_msg(poll(&pfd, 1, 10000) == 1, "no [%s] in [%s]", want, buf);
+		ck_assert_uint_lt(*len, cap - 1);
+		n = read(master, buf + *len, cap - 1 - *len);
+		ck_assert_msg(n > 0, "pty read: %zd (no [%s] in [%s])", n, want, buf);
+		*len += (size_t)n;
+	}
+}
+
+/*
+ * top on a terminal: the alternate screen, a redraw on resize (SIGWINCH) with
+ * no new request, 'q' quits and restores the screen.
+ */
+START_TEST(test_top_tty)
+{
+	static char buf[1 << 16];
+	struct winsize ws = {.ws_row = 30, .ws_col = 100};
+	struct request req[3];
+	struct server s;
+	size_t len = 0, off = 0;
+	int master, slave, cfd, st;
+	pid_t pid;
+
+	server_start(&s);
+	ck_assert_int_eq(openpty(&master, &slave, NULL, NULL, &ws), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setsid();
+		ioctl(slave, TIOCSCTTY, 0);
+		dup2(slave, 0);
+		dup2(slave, 1);
+		dup2(slave, 2);
+		execl(ctl_path(), "corralctl", "--socket", s.path, "top", "-d", "3600",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(slave);
+	cfd = server_accept(&s);
+	for (int i = 0; i < 3; i++)
+		server_read(cfd, &req[i]);
+	server_reply(cfd, -1, "{\"id\":%lld,\"ok\":true,\"types\":[]}",
+		     (long long)jint(req[0].obj, "id"));
+	server_reply(cfd, -1,
+		     "{\"id\":%lld,\"ok\":true,\"workers\":[{\"id\":7,\"pid\":5,\"type\":\"echo\","
+		     "\"key\":null,\"state\":\"idle\",\"uptime_ms\":1000,\"requests\":0,"
+		     "\"rss_kb\":1,\"cpu_ms\":0}]}",
+		     (long long)jint(req[1].obj, "id"));
+	server_reply(cfd, -1, "{\"id\":%lld,\"ok\":true,\"workers\":1}",
+		     (long long)jint(req[2].obj, "id"));
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "\033[?1049h");
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "(q quit");
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "ID  PID");
+	/* A resize redraws at once, from what it has: no request is sent. */
+	ws.ws_col = 90;
+	ck_assert_int_eq(ioctl(master, TIOCSWINSZ, &ws), 0);
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "\033[H\033[2J");
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "ID  PID");
+	/* A sort key redraws too. */
+	ck_assert_int_eq(write(master, "m", 1), 1);
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "sort rss");
+	ck_assert_int_eq(write(master, "q", 1), 1);
+	pty_read_until(master, buf, sizeof(buf), &len, &off, "\033[?1049l");
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x: [%s]", st, buf);
+	for (int i = 0; i < 3; i++)
+		request_free(&req[i]);
+	close(master);
 	close(cfd);
 	server_stop(&s);
 }
 END_TEST
 
-/* stats: key/value lines, durations in human units. */
+/* stats [TYPE]: counters in a fixed order, failures by cause, latency percentiles. */
 START_TEST(test_stats)
 {
 	struct request req;
 	struct run r;
 
-	EXCHANGE(&r, &req,
-		 "{\"id\":%lld,\"ok\":true,\"spawned\":12,\"calls_ok\":3,\"call_p50_us\":1500}",
-		 "stats");
+	EXCHANGE(
+	    &r, &req,
+	    "{\"id\":%lld,\"ok\":true,\"spawned\":12,\"exited\":2,\"crashed\":1,\"restarts\":0,"
+	    "\"calls_ok\":3,\"calls_failed\":5,\"queued\":0,\"workers\":10,"
+	    "\"call_p50_us\":1500,\"call_p99_us\":800,\"call_p999_us\":2000000,"
+	    "\"failures\":{\"timeout\":4,\"busy\":0,\"worker_crashed\":1},\"new_counter\":7}",
+	    "stats", "echo");
+	ck_assert_str_eq(jstr(req.obj, "type"), "echo");
 	ck_assert_int_eq(r.status, 0);
-	ck_assert_str_eq(r.out, "spawned   12\ncalls_ok  3\ncall_p50  1.5ms\n");
+	ck_assert_str_eq(r.out, "workers           10\n"
+				"queued            0\n"
+				"spawned           12\n"
+				"exited            2\n"
+				"crashed           1\n"
+				"restarts          0\n"
+				"calls ok          3\n"
+				"calls failed      5\n"
+				"  timeout         4\n"
+				"  worker_crashed  1\n"
+				"call latency      p50 1.5ms  p99 800us  p99.9 2.0s\n"
+				"new_counter       7\n");
+	request_free(&req);
+	run_free(&r);
+
+	/* Without TYPE: the whole daemon's. */
+	EXCHANGE(&r, &req, "{\"id\":%lld,\"ok\":true,\"workers\":1}", "stats");
+	ck_assert_ptr_null(json_object_get(req.obj, "type"));
+	ck_assert_str_eq(r.out, "workers  1\n");
+	request_free(&req);
+	run_free(&r);
+}
+END_TEST
+
+/* describe TYPE: the config flattened to paths, sandbox, backoff, workers, failures. */
+START_TEST(test_describe)
+{
+	struct request req;
+	struct run r;
+
+	setenv("TZ", "UTC", 1);
+	EXCHANGE(&r, &req,
+		 "{\"id\":%lld,\"ok\":true,\"type\":{\"name\":\"thumb\",\"mode\":\"stdio\","
+		 "\"exec\":[\"/usr/bin/convert\",\"-\"],\"pool\":{\"min\":1,\"max\":8}},"
+		 "\"sandbox\":{\"active\":[\"pid\",\"net\"],\"missing\":[\"user\"]},"
+		 "\"workers\":[{\"id\":4,\"pid\":99,\"type\":\"thumb\",\"key\":null,"
+		 "\"state\":\"idle\",\"uptime_ms\":5000,\"requests\":1,\"rss_kb\":100,"
+		 "\"cpu_ms\":3}],\"spares\":1,"
+		 "\"backoff\":{\"active\":false,\"recent_crashes\":1},"
+		 "\"last_failures\":[{\"ts_ms\":0,\"worker\":3,\"reason\":\"killed by SIGSEGV\"}]}",
+		 "describe", "thumb");
+	ck_assert_str_eq(jstr(req.obj, "cmd"), "describe");
+	ck_assert_str_eq(jstr(req.obj, "type"), "thumb");
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	ck_assert_str_eq(r.out, "type             thumb\n"
+				"mode             stdio\n"
+				"exec             [\"/usr/bin/convert\",\"-\"]\n"
+				"pool.min         1\n"
+				"pool.max         8\n"
+				"sandbox active   pid net\n"
+				"sandbox missing  user\n"
+				"backoff          off (1 recent crash)\n"
+				"workers          1 worker, 1 spare\n"
+				"\n"
+				"ID  PID  TYPE   KEY  STATE  UPTIME  REQS     RSS  CPU\n"
+				" 4   99  thumb  -    idle     5.0s     1  100KiB  3ms\n"
+				"\n"
+				"TIME                     WORKER  REASON\n"
+				"1970-01-01T00:00:00.000       3  killed by SIGSEGV\n");
+	request_free(&req);
+	run_free(&r);
+
+	/* Backoff active, no workers, no failures: the counts agree with their nouns. */
+	EXCHANGE(&r, &req,
+		 "{\"id\":%lld,\"ok\":true,\"type\":{},\"sandbox\":{\"active\":[],\"missing\":[]},"
+		 "\"workers\":[],\"backoff\":{\"active\":true,\"recent_crashes\":6},"
+		 "\"last_failures\":[]}",
+		 "describe", "x");
+	ck_assert_str_eq(r.out, "type             x\n"
+				"sandbox active   -\n"
+				"sandbox missing  -\n"
+				"backoff          active (6 recent crashes)\n"
+				"workers          0 workers\n"
+				"\n"
+				"no recent failures\n");
+	request_free(&req);
+	run_free(&r);
+}
+END_TEST
+
+/* restart ID sends worker, restart TYPE sends type; the replaced ids are printed. */
+START_TEST(test_restart)
+{
+	struct request req;
+	struct run r;
+
+	EXCHANGE(&r, &req, "{\"id\":%lld,\"ok\":true,\"restarted\":[3,4]}", "restart", "echo");
+	ck_assert_str_eq(jstr(req.obj, "cmd"), "restart");
+	ck_assert_str_eq(jstr(req.obj, "type"), "echo");
+	ck_assert_str_eq(r.out, "3\n4\n");
+	ck_assert_int_eq(r.status, 0);
+	request_free(&req);
+	run_free(&r);
+
+	EXCHANGE(&r, &req, "{\"id\":%lld,\"ok\":true,\"restarted\":[9]}", "restart", "9");
+	ck_assert_int_eq(jint(req.obj, "worker"), 9);
+	ck_assert_ptr_null(json_object_get(req.obj, "type"));
+	ck_assert_str_eq(r.out, "9\n");
+	request_free(&req);
+	run_free(&r);
+}
+END_TEST
+
+/* logs without a target asks for every worker; --since becomes since_ms. */
+START_TEST(test_logs_all_since)
+{
+	struct request req;
+	struct run r;
+	long long before = (long long)time(NULL) * 1000;
+
+	setenv("TZ", "UTC", 1);
+	EXCHANGE(&r, &req,
+		 "{\"id\":%lld,\"ok\":true,\"lines\":[{\"worker\":1,\"stream\":\"stdout\","
+		 "\"ts_ms\":0,\"text\":\"a\"},{\"worker\":2,\"stream\":\"stderr\",\"ts_ms\":1,"
+		 "\"text\":\"b\\n\"}]}",
+		 "logs", "--since", "1h30m");
+	ck_assert_str_eq(jstr(req.obj, "cmd"), "logs");
+	ck_assert_ptr_null(json_object_get(req.obj, "worker"));
+	ck_assert_ptr_null(json_object_get(req.obj, "type"));
+	ck_assert_int_ge(jint(req.obj, "since_ms"), before - 5400000 - 1000);
+	ck_assert_int_le(jint(req.obj, "since_ms"), (long long)time(NULL) * 1000 - 5400000 + 1000);
+	ck_assert_str_eq(r.out, "1970-01-01T00:00:00.000 1 stdout a\n"
+				"1970-01-01T00:00:00.001 2 stderr b\n");
+	request_free(&req);
+	run_free(&r);
+
+	/* A bare number is seconds. */
+	EXCHANGE(&r, &req, "{\"id\":%lld,\"ok\":true,\"lines\":[]}", "logs", "--since=90");
+	ck_assert_int_ge(jint(req.obj, "since_ms"), before - 90000 - 1000);
+	ck_assert_int_le(jint(req.obj, "since_ms"), (long long)time(NULL) * 1000 - 90000 + 1000);
+	request_free(&req);
+	run_free(&r);
+
+	/* Units ms, s, m, h, d. */
+	EXCHANGE(&r, &req, "{\"id\":%lld,\"ok\":true,\"lines\":[]}", "logs", "echo", "-S",
+		 "1500ms");
+	ck_assert_str_eq(jstr(req.obj, "type"), "echo");
+	ck_assert_int_ge(jint(req.obj, "since_ms"), before - 1500 - 1000);
+	ck_assert_uint_eq(r.outlen, 0);
+	request_free(&req);
+	run_free(&r);
+}
+END_TEST
+
+/*
+ * shutdown --wait: returns only once corrald is gone.  Here the fake corrald
+ * reports another pid than its socket's peer, so corralctl waits for the
+ * connection to close; it must not exit before.
+ */
+START_TEST(test_shutdown_wait)
+{
+	struct server s;
+	struct request req;
+	struct child c;
+	struct run r;
+	int cfd, st;
+
+	server_start(&s);
+	child_start(&c, -1, -1, "--socket", s.path, "shutdown", "--wait", "-t", "100", NULL);
+	cfd = server_accept(&s);
+	server_read(cfd, &req);
+	ck_assert_str_eq(jstr(req.obj, "cmd"), "ping");
+	server_reply(cfd, -1,
+		     "{\"id\":%lld,\"ok\":true,\"pid\":1,\"version\":\"x\",\"uptime_ms\":1}",
+		     (long long)jint(req.obj, "id"));
+	request_free(&req);
+	server_read(cfd, &req);
+	ck_assert_str_eq(jstr(req.obj, "cmd"), "shutdown");
+	ck_assert_int_eq(jint(req.obj, "timeout_ms"), 100);
+	server_reply(cfd, -1, "{\"id\":%lld,\"ok\":true}", (long long)jint(req.obj, "id"));
+	/* Still waiting: the connection is open. */
+	ck_assert_int_eq(waitpid(c.pid, &st, WNOHANG), 0);
+	close(cfd);
+	child_finish(&c, &r);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	ck_assert_uint_eq(r.outlen, 0);
+	run_free(&r);
+	request_free(&req);
+	server_stop(&s);
+}
+END_TEST
+
+/* Tables cut to $COLUMNS with an ellipsis; numbers are never cut. */
+START_TEST(test_table_fits)
+{
+	struct request req;
+	struct run r;
+
+	setenv("COLUMNS", "60", 1);
+	EXCHANGE(
+	    &r, &req,
+	    "{\"id\":%lld,\"ok\":true,\"types\":[{\"name\":\"a-very-long-type-name\","
+	    "\"mode\":\"stdio\",\"pool\":{\"min\":0,\"max\":4},\"workers\":1,\"busy\":0,"
+	    "\"queued\":0,\"sandbox\":{\"active\":[\"pid\"],\"missing\":[\"user\",\"net\"]}}]}",
+	    "types");
+	unsetenv("COLUMNS");
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_str_eq(r.out, "NAME       MODE   MIN  MAX  WORKERS  BUSY  QUEUED  SANDBOX\n"
+				"a-very-l…  stdio    0    4        1     0       0  no user,…\n");
 	request_free(&req);
 	run_free(&r);
 }
@@ -1081,6 +1572,8 @@ static Suite *cli_suite(void)
 
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_usage_errors);
+	tcase_add_test(tc, test_usage_messages);
+	tcase_add_test(tc, test_help_every_command);
 	tcase_add_test(tc, test_help);
 	tcase_add_test(tc, test_cannot_connect);
 	tcase_add_test(tc, test_ping);
@@ -1101,6 +1594,12 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_watch);
 	tcase_add_test(tc, test_top_snapshot);
 	tcase_add_test(tc, test_stats);
+	tcase_add_test(tc, test_describe);
+	tcase_add_test(tc, test_restart);
+	tcase_add_test(tc, test_logs_all_since);
+	tcase_add_test(tc, test_shutdown_wait);
+	tcase_add_test(tc, test_table_fits);
+	tcase_add_test(tc, test_top_tty);
 	suite_add_tcase(s, tc);
 	return s;
 }
