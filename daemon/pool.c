@@ -123,6 +123,14 @@ static bool pool_below_min(const struct type_rt *t)
 	       pool_live(t) < pool_min(t) && t->nworkers < t->cfg->pool.max;
 }
 
+/* Run the refill event on a later loop turn, after the loop has polled again: an
+ * event made active from its own callback would run again in the same turn. */
+static void pool_refill_soon(struct daemon *d)
+{
+	static const struct timeval now = {0, 0};
+	event_add(d->ev_refill, &now);
+}
+
 /* Keep min workers of t: queue it for the refill event. */
 void pool_reconcile(struct type_rt *t)
 {
@@ -131,7 +139,7 @@ void pool_reconcile(struct type_rt *t)
 		return;
 	t->refill_queued = true;
 	TAILQ_INSERT_TAIL(&d->refill, t, rentry);
-	event_active(d->ev_refill, EV_TIMEOUT, 1);
+	pool_refill_soon(d);
 }
 
 /* The refill event: one spawn per loop turn, round robin over the types below min. */
@@ -154,7 +162,7 @@ void pool_on_refill(evutil_socket_t fd, short what, void *arg)
 	}
 	pool_reconcile(t);
 	if (!TAILQ_EMPTY(&d->refill))
-		event_active(d->ev_refill, EV_TIMEOUT, 1);
+		pool_refill_soon(d);
 }
 
 /* Fail every call queued for t with code. */
