@@ -537,6 +537,19 @@ static json_t *logs_lines(struct type_rt **ts, size_t nts, const struct logq *q,
 	return arr;
 }
 
+/* Add a `logs -f` follow of worker (0: of type) to client c. */
+static void logs_follow(struct client *c, json_t *id, uint64_t worker, const char *type)
+{
+	struct follow *f = realloc(c->follows, (c->nfollows + 1) * sizeof(*f));
+	if (!f)
+		return;
+	c->follows = f;
+	f[c->nfollows].id = json_incref(id);
+	f[c->nfollows].worker = worker;
+	f[c->nfollows].type = strdup(type);
+	c->nfollows++;
+}
+
 /* logs [worker|type] [lines] [follow] [since_ms]; neither worker nor type: all workers */
 static void cmd_logs(struct client *c, json_t *id, json_t *req)
 {
@@ -589,14 +602,14 @@ static void cmd_logs(struct client *c, json_t *id, json_t *req)
 	}
 	client_reply_ok(c, id, json_pack("{s:o}", "lines", arr));
 	if (fv && json_is_true(fv)) {
-		struct follow *f = realloc(c->follows, (c->nfollows + 1) * sizeof(*f));
-		if (!f)
-			return;
-		c->follows = f;
-		f[c->nfollows].id = json_incref(id);
-		f[c->nfollows].worker = q.worker;
-		f[c->nfollows].type = strdup(one ? one->name : "");
-		c->nfollows++;
+		if (wv || tv) {
+			logs_follow(c, id, q.worker, one ? one->name : "");
+		} else {
+			/* All workers: one follow per type (of the types there are now). */
+			struct type_rt *t;
+			TAILQ_FOREACH(t, &d->types, entry)
+			logs_follow(c, id, 0, t->name);
+		}
 	}
 }
 

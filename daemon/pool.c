@@ -178,7 +178,7 @@ static struct worker *pool_idle_worker(struct type_rt *t, const char *key)
 	struct worker *w;
 	TAILQ_FOREACH(w, &t->idle, ientry)
 	{
-		if (w->call)
+		if (w->call || w->reaped) /* reaped: its exit is on its way */
 			continue;
 		if (!key || (w->key && strcmp(w->key, key) == 0))
 			return w;
@@ -535,7 +535,7 @@ void pool_worker_ready(struct worker *w)
 void pool_worker_done(struct worker *w)
 {
 	const struct pool_config *p = &w->type->cfg->pool;
-	if (w->state != W_IDLE)
+	if (w->state != W_IDLE || w->reaped)
 		return;
 	if (p->max_requests && w->requests >= p->max_requests) {
 		worker_stop(w, 5000);

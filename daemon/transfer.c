@@ -24,6 +24,8 @@
 /* Ring the worker's doorbell. */
 static int transfer_doorbell(struct worker *w)
 {
+	if (w->reaped)
+		return 0; /* reading what it sent before it exited: nobody to wake */
 	int r = worker_send(w, MSG_DOORBELL, 0, 0, NULL, 0, NULL, 0);
 	return r == -EAGAIN ? 0 : r; /* a full socket holds doorbells enough */
 }

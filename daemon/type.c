@@ -264,6 +264,14 @@ json_t *type_describe(struct type_rt *t)
 	if (!cfg)
 		cfg = json_object();
 	json_object_set_new(cfg, "name", json_string(t->name));
+	json_t *sb = json_object_get(cfg, "sandbox");
+	if (json_is_object(sb) && json_is_null(json_object_get(sb, "user"))) {
+		/* The default, resolved: nobody as root, else the daemon's own user. */
+		struct passwd *pw = getpwuid(t->uid);
+		char num[32];
+		snprintf(num, sizeof(num), "%u", (unsigned)t->uid);
+		json_object_set_new(sb, "user", json_string(pw ? pw->pw_name : num));
+	}
 	json_t *workers = json_array();
 	struct worker *w;
 	TAILQ_FOREACH(w, &t->workers, tentry)

@@ -766,28 +766,23 @@ static void worker_after_transfer(struct worker *w, enum xfer r, const char *why
 	}
 }
 
-/* Frames from a worker: one per wakeup (the loop is level-triggered, and a
- * worker mostly sends one frame at a time). */
-static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
+/* Read and handle one frame from w; false when there was none (or the channel is done). */
+static bool worker_read_frame(struct worker *w)
 {
-	struct worker *w = arg;
 	struct frame f;
 	const char *why = NULL;
-	(void)what;
 
-	if (w->reaped)
-		return;
-	int r = frame_recv(fd, &f);
+	int r = frame_recv(w->sock, &f);
 	if (r == -EAGAIN)
-		return;
+		return false;
 	if (r == 0 || r == -ECONNRESET) {
 		/* The worker closed its channel: it is done. */
 		worker_kill_now(w);
-		return;
+		return false;
 	}
 	if (r < 0) {
 		worker_violation(w, strerror(-r));
-		return;
+		return false;
 	}
 	switch (f.hdr.type) {
 	case MSG_HELLO:
@@ -817,6 +812,27 @@ static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
 		break;
 	}
 	frame_close_fds(&f);
+	return true;
+}
+
+/* Frames from a worker: one per wakeup (the loop is level-triggered, and a
+ * worker mostly sends one frame at a time). */
+static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	if (!w->reaped)
+		worker_read_frame(w);
+}
+
+/* The process is gone, but what it sent before it went still counts (a result
+ * then a graceful exit): read its channel to the end while it is still read. */
+static void worker_drain_channel(struct worker *w)
+{
+	for (int n = 0; n < 1024 && event_pending(w->ev_sock, EV_READ, NULL); n++)
+		if (!worker_read_frame(w))
+			break;
 }
 
 /* stdout/stderr readable. */
@@ -953,6 +969,7 @@ void worker_reap(struct daemon *d)
 	struct worker *w;
 	while ((w = TAILQ_FIRST(&d->reaped))) {
 		TAILQ_REMOVE(&d->reaped, w, pentry);
+		worker_drain_channel(w);
 		worker_event(w, WEV_EXIT);
 	}
 }
