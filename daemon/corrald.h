@@ -119,6 +119,8 @@ struct worker {
 	size_t outlen[2];
 	bool reaped;
 	enum exit_cause intent; /* what the daemon did to it (EXIT_NONE: nothing) */
+	uint64_t stop_ms;	/* the stop timeout of WEV_STOP (worker_stop) */
+	int signal;		/* the signal of WEV_KILL (worker_signal) */
 	char detail[96];	/* why, for the exit reason (a protocol violation, a limit) */
 	char reason[160];
 	bool in_cgroup;

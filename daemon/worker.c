@@ -35,7 +35,9 @@
  * says whether it counts as a crash, in one place.
  *
  * Exits are reaped in a waitpid loop that only collects them; each is handled
- * after the loop (as libuv does), so no exit handler runs inside it.
+ * after the loop (as libuv does), so no exit handler runs inside it, and only
+ * once the frames the worker sent before it went are read (a result, then a
+ * graceful exit after MSG_STOP).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -616,9 +618,6 @@ static void worker_fault(struct worker *w)
 			  (unsigned long long)w->id, w->detail);
 }
 
-static uint64_t stop_timeout_ms = 5000; /* of the stop under way (worker_stop) */
-static int kill_signal = SIGKILL;	/* of the `kill` under way (worker_signal) */
-
 /* Apply an event to w through the table. */
 void worker_event(struct worker *w, enum wevent ev)
 {
@@ -641,7 +640,7 @@ void worker_event(struct worker *w, enum wevent ev)
 		worker_done(w);
 		break;
 	case WA_STOP:
-		worker_send_stop(w, ev == WEV_IDLE_TIMEOUT ? 5000 : stop_timeout_ms);
+		worker_send_stop(w, ev == WEV_IDLE_TIMEOUT ? 5000 : w->stop_ms);
 		break;
 	case WA_RESTOP:
 		w->ready_ms = now_ms();
@@ -651,7 +650,7 @@ void worker_event(struct worker *w, enum wevent ev)
 		break;
 	case WA_SIGNAL:
 		if (!w->reaped)
-			kill(w->pid, kill_signal);
+			kill(w->pid, w->signal);
 		break;
 	case WA_KILL:
 		log_notice("killing %s worker %llu (pid %d): %s", w->type->name,
@@ -674,9 +673,8 @@ void worker_event(struct worker *w, enum wevent ev)
 /* Ask w to exit after its current call; SIGKILL after timeout_ms. */
 void worker_stop(struct worker *w, uint64_t timeout_ms)
 {
-	stop_timeout_ms = timeout_ms;
+	w->stop_ms = timeout_ms;
 	worker_event(w, WEV_STOP);
-	stop_timeout_ms = 5000;
 }
 
 /* A protocol violation: the table kills it and fails its call. */
@@ -702,9 +700,8 @@ void worker_signal(struct worker *w, int sig)
 			kill(w->pid, sig);
 		return;
 	}
-	kill_signal = sig;
+	w->signal = sig;
 	worker_event(w, WEV_KILL);
-	kill_signal = SIGKILL;
 }
 
 /* Hand call c to idle worker w: the table says busy, then the bytes go out. */

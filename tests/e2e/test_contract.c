@@ -271,9 +271,16 @@ START_TEST(test_drain_timeout)
 	json_int_t call =
 	    hc_sendf(&s, -1, "{\"cmd\":\"call\",\"type\":\"hang\",\"payload\":\"x\"}");
 	json_decref(h_wait_workers(&c, "hang", 1, false, 10000));
-	/* A watcher that never reads while events keep coming. */
+	/* A watcher that never reads while events keep coming, and a client that
+	 * floods requests and never reads a reply. */
 	hc_open(&f, &d);
 	hc_sendf(&f, -1, "{\"cmd\":\"watch\"}");
+	int flood = h_connect_path(d.sock);
+	ck_assert_int_ge(flood, 0);
+	static const char types[] = "{\"id\":1,\"cmd\":\"types\"}\n";
+	for (int i = 0; i < 20000; i++)
+		if (send(flood, types, sizeof(types) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			break;
 	int64_t t0 = h_now_ms();
 	json_t *r = hc_rpc(&c, "{\"cmd\":\"shutdown\",\"timeout_ms\":500}");
 	H_OK(r);
@@ -285,6 +292,7 @@ START_TEST(test_drain_timeout)
 	r = hc_wait_id(&s, call, 2000, NULL);
 	ck_assert_msg(r && !h_ok(r), "the call in flight got no error reply: %s", h_dump(r));
 	json_decref(r);
+	close(flood);
 	hc_close(&f);
 	hc_close(&s);
 	hc_close(&c);
