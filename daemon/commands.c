@@ -19,6 +19,9 @@
 #include "server.h"
 #include "control.h"
 
+/* The wire name of an error code. */
+#define E(code) ctl_code_name(code)
+
 /* Read rss (KiB) and cpu time (ms) of pid from /proc. */
 static void proc_usage(pid_t pid, json_int_t *rss_kb, json_int_t *cpu_ms)
 {
@@ -91,7 +94,7 @@ static bool arg_int(struct client *c, json_t *id, json_t *req, const char *name,
 	}
 	json_int_t x = json_integer_value(v);
 	if (x < lo || x > hi) {
-		client_reply_error(c, id, "bad_request",
+		client_reply_error(c, id, E(CTL_BAD_REQUEST),
 				   "argument \"%s\" must be between %lld and "
 				   "%lld",
 				   name, (long long)lo, (long long)hi);
@@ -103,6 +106,41 @@ static bool arg_int(struct client *c, json_t *id, json_t *req, const char *name,
 
 #define TIMEOUT_MAX (24LL * 3600 * 1000)
 
+/* A worker id argument: must be a positive integer. */
+static bool arg_worker(struct client *c, json_t *id, json_t *req, uint64_t *ret)
+{
+	json_int_t v;
+	if (!arg_int(c, id, req, "worker", 1, INT64_MAX, 0, &v))
+		return false;
+	*ret = (uint64_t)v;
+	return true;
+}
+
+/* The active type called name; NULL after replying unknown_type. */
+static struct type_rt *arg_type(struct client *c, json_t *id, const char *name)
+{
+	struct type_rt *t = type_find(c->srv->d, name);
+	if (!t)
+		client_reply_error(c, id, E(CTL_UNKNOWN_TYPE), "no type named \"%s\"", name);
+	return t;
+}
+
+/* The live worker the "worker" argument names; NULL after replying (stopping: when
+ * those count as gone). */
+static struct worker *arg_live_worker(struct client *c, json_t *id, json_t *req, bool stopping_ok)
+{
+	uint64_t wid;
+	if (!arg_worker(c, id, req, &wid))
+		return NULL;
+	struct worker *w = worker_find(c->srv->d, wid);
+	if (!w || w->reaped || (!stopping_ok && w->state == W_STOPPING)) {
+		client_reply_error(c, id, E(CTL_NO_SUCH_WORKER), "no live worker %llu",
+				   (unsigned long long)wid);
+		return NULL;
+	}
+	return w;
+}
+
 /* ping */
 static void cmd_ping(struct client *c, json_t *id, json_t *req)
 {
@@ -112,16 +150,6 @@ static void cmd_ping(struct client *c, json_t *id, json_t *req)
 			json_pack("{s:s,s:I,s:I}", "version", CORRAL_VERSION, "pid",
 				  (json_int_t)getpid(), "uptime_ms",
 				  (json_int_t)(now_ms() - d->start_ms)));
-}
-
-/* Layer bits as a JSON array of names. */
-static json_t *layer_names(unsigned bits)
-{
-	json_t *a = json_array();
-	for (unsigned b = 0; b < SB_NLAYERS; b++)
-		if (bits & (1u << b))
-			json_array_append_new(a, json_string(sandbox_layer_names[b]));
-	return a;
 }
 
 /* types */
@@ -144,7 +172,8 @@ static void cmd_types(struct client *c, json_t *id, json_t *req)
 		    "isolate", p->isolate == ISOLATE_KEY ? "key" : "none", "max_per_key",
 		    (json_int_t)p->max_per_key, "workers", (json_int_t)t->nworkers, "busy",
 		    (json_int_t)t->nstate[W_BUSY], "queued", (json_int_t)t->nqueued, "sandbox",
-		    "active", layer_names(t->sb_active), "missing", layer_names(t->sb_missing));
+		    "active", type_layer_names(t->sb_active), "missing",
+		    type_layer_names(t->sb_missing));
 		json_array_append_new(arr, o);
 	}
 	client_reply_ok(c, id, json_pack("{s:o}", "types", arr));
@@ -159,9 +188,8 @@ static void cmd_list(struct client *c, json_t *id, json_t *req)
 	json_t *arr = json_array();
 	struct worker *w;
 
-	if (type && !daemon_find_type(d, type)) {
+	if (type && !arg_type(c, id, type)) {
 		json_decref(arr);
-		client_reply_error(c, id, "unknown_type", "no type named \"%s\"", type);
 		return;
 	}
 	TAILQ_FOREACH(w, &d->workers, dentry)
@@ -176,124 +204,71 @@ static void cmd_list(struct client *c, json_t *id, json_t *req)
 /* spawn type [count]: replies once every new worker is ready. */
 static void cmd_spawn(struct client *c, json_t *id, json_t *req)
 {
-	struct daemon *d = c->srv->d;
 	json_t *tv = json_object_get(req, "type");
 	json_int_t count;
-	char err[256];
 
 	if (!tv) {
-		client_reply_error(c, id, "bad_request", "spawn needs \"type\"");
+		client_reply_error(c, id, E(CTL_BAD_REQUEST), "spawn needs \"type\"");
 		return;
 	}
 	if (!arg_int(c, id, req, "count", 1, 10000, 1, &count))
 		return;
-	struct type_rt *t = daemon_find_type(d, json_string_value(tv));
-	if (!t) {
-		client_reply_error(c, id, "unknown_type", "no type named \"%s\"",
-				   json_string_value(tv));
+	struct type_rt *t = arg_type(c, id, json_string_value(tv));
+	if (!t)
 		return;
-	}
 	if (t->cfg->pool.isolate == ISOLATE_KEY) {
-		client_reply_error(c, id, "bad_request",
+		client_reply_error(c, id, E(CTL_BAD_REQUEST),
 				   "type %s isolates by key: its workers start with their first "
 				   "call",
 				   t->name);
 		return;
 	}
-	if (type_in_backoff(t)) {
-		client_reply_error(c, id, "unavailable", "type %s is in crash-loop backoff",
+	if (pool_in_backoff(t)) {
+		client_reply_error(c, id, E(CTL_UNAVAILABLE), "type %s is in crash-loop backoff",
 				   t->name);
 		return;
 	}
 	if (t->nworkers + (unsigned)count > t->cfg->pool.max) {
-		client_reply_error(c, id, "busy", "type %s has %u of at most %u workers", t->name,
-				   t->nworkers, t->cfg->pool.max);
+		client_reply_error(c, id, E(CTL_BUSY), "type %s has %u of at most %u workers",
+				   t->name, t->nworkers, t->cfg->pool.max);
 		return;
 	}
-	t->min_paused = false;
-	struct spawn_req *r = calloc(1, sizeof(*r));
-	if (!r)
-		fatal("out of memory");
-	r->d = d;
-	r->client = c;
-	r->req_id = json_incref(id);
-	r->ids = json_array();
-	r->pending = 1; /* held by us until every worker is started */
-	LIST_INSERT_HEAD(&c->spawns, r, centry);
-	for (json_int_t i = 0; i < count; i++) {
-		struct worker *w = worker_spawn(t, NULL, err, sizeof(err));
-		if (!w) {
-			if (!r->error_code) {
-				r->error_code = strdup("internal");
-				r->error_msg = strdup(err);
-			}
-			break;
-		}
-		json_array_append_new(r->ids, json_integer((json_int_t)w->id));
-		w->spawn_req = r;
-		r->pending++;
-	}
-	/* Drop our hold: replies now when every worker already resolved. */
-	spawn_req_unref(r, NULL);
-}
-
-/* A worker id argument: must be a positive integer. */
-static bool arg_worker(struct client *c, json_t *id, json_t *req, uint64_t *ret)
-{
-	json_int_t v;
-	if (!arg_int(c, id, req, "worker", 1, INT64_MAX, 0, &v))
-		return false;
-	*ret = (uint64_t)v;
-	return true;
+	pool_spawn(t, (unsigned)count, c, id);
 }
 
 /* stop worker|type [timeout_ms] */
 static void cmd_stop(struct client *c, json_t *id, json_t *req)
 {
-	struct daemon *d = c->srv->d;
 	json_t *wv = json_object_get(req, "worker"), *tv = json_object_get(req, "type");
 	json_int_t timeout;
-	uint64_t wid;
 
 	if (!!wv == !!tv) {
-		client_reply_error(c, id, "bad_request",
+		client_reply_error(c, id, E(CTL_BAD_REQUEST),
 				   "stop needs one of \"worker\" or \"type\"");
 		return;
 	}
 	if (!arg_int(c, id, req, "timeout_ms", 0, TIMEOUT_MAX, 5000, &timeout))
 		return;
-	json_t *ids = json_array();
 	if (wv) {
-		if (!arg_worker(c, id, req, &wid)) {
-			json_decref(ids);
+		struct worker *w = arg_live_worker(c, id, req, true);
+		if (!w)
 			return;
-		}
-		struct worker *w = daemon_find_worker(d, wid);
-		if (!w || w->reaped) {
-			json_decref(ids);
-			client_reply_error(c, id, "no_such_worker", "no live worker %llu",
-					   (unsigned long long)wid);
-			return;
-		}
 		worker_stop(w, (uint64_t)timeout);
+		client_reply_ok(c, id, json_pack("{s:[I]}", "stopped", (json_int_t)w->id));
+		return;
+	}
+	struct type_rt *t = arg_type(c, id, json_string_value(tv));
+	if (!t)
+		return;
+	json_t *ids = json_array();
+	struct worker *w, *tmp;
+	t->min_paused = true;
+	for (w = TAILQ_FIRST(&t->workers); w; w = tmp) {
+		tmp = TAILQ_NEXT(w, tentry);
+		if (w->reaped)
+			continue;
 		json_array_append_new(ids, json_integer((json_int_t)w->id));
-	} else {
-		struct type_rt *t = daemon_find_type(d, json_string_value(tv));
-		if (!t) {
-			json_decref(ids);
-			client_reply_error(c, id, "unknown_type", "no type named \"%s\"",
-					   json_string_value(tv));
-			return;
-		}
-		t->min_paused = true;
-		struct worker *w, *tmp;
-		for (w = TAILQ_FIRST(&t->workers); w; w = tmp) {
-			tmp = TAILQ_NEXT(w, tentry);
-			if (w->reaped)
-				continue;
-			json_array_append_new(ids, json_integer((json_int_t)w->id));
-			worker_stop(w, (uint64_t)timeout);
-		}
+		worker_stop(w, (uint64_t)timeout);
 	}
 	client_reply_ok(c, id, json_pack("{s:o}", "stopped", ids));
 }
@@ -301,35 +276,26 @@ static void cmd_stop(struct client *c, json_t *id, json_t *req)
 /* kill worker [signal] */
 static void cmd_kill(struct client *c, json_t *id, json_t *req)
 {
-	struct daemon *d = c->srv->d;
 	json_t *sv = json_object_get(req, "signal");
-	uint64_t wid;
 	int sig = SIGKILL;
 
 	if (!json_object_get(req, "worker")) {
-		client_reply_error(c, id, "bad_request", "kill needs \"worker\"");
+		client_reply_error(c, id, E(CTL_BAD_REQUEST), "kill needs \"worker\"");
 		return;
 	}
-	if (!arg_worker(c, id, req, &wid))
-		return;
 	if (sv) {
 		sig = ctl_signal_parse(json_string_value(sv));
 		if (!sig) {
-			client_reply_error(c, id, "bad_request", "unknown signal \"%s\"",
+			client_reply_error(c, id, E(CTL_BAD_REQUEST), "unknown signal \"%s\"",
 					   json_string_value(sv));
 			return;
 		}
 	}
-	struct worker *w = daemon_find_worker(d, wid);
-	if (!w || w->reaped) {
-		client_reply_error(c, id, "no_such_worker", "no live worker %llu",
-				   (unsigned long long)wid);
+	struct worker *w = arg_live_worker(c, id, req, true);
+	if (!w)
 		return;
-	}
 	/* Asked for: if it dies of it, that is no crash (no backoff), though min refills. */
-	if (sig != SIGSTOP && sig != SIGCONT)
-		w->killed_by_us = true;
-	worker_kill(w, sig, NULL);
+	worker_signal(w, sig);
 	client_reply_ok(c, id, NULL);
 }
 
@@ -380,61 +346,50 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 	json_int_t timeout;
 
 	if (!tv) {
-		client_reply_error(c, id, "bad_request", "call needs \"type\"");
+		client_reply_error(c, id, E(CTL_BAD_REQUEST), "call needs \"type\"");
 		return;
 	}
 	int npay = !!pv + !!bv + (fv && json_is_true(fv));
 	if (fv && !json_is_true(fv)) {
-		client_reply_error(c, id, "bad_request", "\"payload_fd\" must be true");
+		client_reply_error(c, id, E(CTL_BAD_REQUEST), "\"payload_fd\" must be true");
 		return;
 	}
 	if (npay != 1) {
-		client_reply_error(c, id, "bad_request",
+		client_reply_error(c, id, E(CTL_BAD_REQUEST),
 				   "call needs exactly one of \"payload\", \"payload_b64\", "
 				   "\"payload_fd\"");
 		return;
 	}
-	struct type_rt *t = daemon_find_type(d, json_string_value(tv));
-	if (!t) {
-		client_reply_error(c, id, "unknown_type", "no type named \"%s\"",
-				   json_string_value(tv));
+	struct type_rt *t = arg_type(c, id, json_string_value(tv));
+	if (!t)
 		return;
-	}
-	if (!arg_int(c, id, req, "timeout_ms", 1, TIMEOUT_MAX,
-		     (json_int_t)t->cfg->limits.timeout_ms, &timeout))
+	if (!arg_int(c, id, req, "timeout_ms", 1, TIMEOUT_MAX, 0, &timeout))
 		return;
 	if (t->cfg->pool.isolate == ISOLATE_KEY && !kv) {
-		client_reply_error(c, id, "bad_request", "type %s isolates by key: \"key\" needed",
-				   t->name);
+		client_reply_error(c, id, E(CTL_BAD_REQUEST),
+				   "type %s isolates by key: \"key\" needed", t->name);
 		return;
 	}
 	if (t->cfg->pool.isolate != ISOLATE_KEY && kv) {
-		client_reply_error(c, id, "bad_request",
+		client_reply_error(c, id, E(CTL_BAD_REQUEST),
 				   "type %s does not isolate by key: \"key\" not allowed", t->name);
 		return;
 	}
-	struct call *call = calloc(1, sizeof(*call));
-	if (!call)
-		fatal("out of memory");
-	call->d = d;
-	call->type = t;
-	call->payload_fd = -1;
-	call->res_memfd = -1;
-	call->start_us = mono_us();
+	struct call *call = call_new(d, t);
 	if (fv) {
 		int fd = client_take_fd(c);
 		off_t size;
 		if (fd < 0) {
-			free(call);
-			client_reply_error(c, id, "bad_request",
+			call_free(call);
+			client_reply_error(c, id, E(CTL_BAD_REQUEST),
 					   "\"payload_fd\": true but no fd came with the request");
 			return;
 		}
 		if (!fd_is_payload(fd, &size)) {
 			close(fd);
-			free(call);
+			call_free(call);
 			client_reply_error(
-			    c, id, "bad_request",
+			    c, id, E(CTL_BAD_REQUEST),
 			    "payload_fd must be a regular file or a memfd, open for reading");
 			return;
 		}
@@ -455,8 +410,8 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 		if (r == -ENOMEM)
 			fatal("out of memory");
 		if (r < 0) {
-			free(call);
-			client_reply_error(c, id, "bad_request",
+			call_free(call);
+			client_reply_error(c, id, E(CTL_BAD_REQUEST),
 					   "\"payload_b64\" is not valid base64");
 			return;
 		}
@@ -470,138 +425,258 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 		call->req_id = json_incref(id);
 		LIST_INSERT_HEAD(&c->calls, call, centry);
 		call->client = c;
-		call_finish_error(call, "bad_request",
-				  fv ? "call takes exactly one fd with payload_fd"
-				     : "call takes an fd only with \"payload_fd\": true");
+		call_fail(call, CTL_BAD_REQUEST, "%s",
+			  fv ? "call takes exactly one fd with payload_fd"
+			     : "call takes an fd only with \"payload_fd\": true");
 		return;
 	}
 	call->req_id = json_incref(id);
 	call->key = kv ? strdup(json_string_value(kv)) : NULL;
 	call->client = c;
 	LIST_INSERT_HEAD(&c->calls, call, centry);
-	call_arm_timeout(call, (uint64_t)timeout);
-	call_submit(call);
+	call_submit(call, (uint64_t)timeout);
+}
+
+/* Does t's history hold lines of worker wid? */
+static bool type_has_lines_of(const struct type_rt *t, uint64_t wid)
+{
+	for (size_t i = 0; i < t->logs->n; i++)
+		if (t->logs->lines[(t->logs->start + i) % t->logs->cap].worker == wid)
+			return true;
+	return false;
 }
 
 /* Find which type's history holds lines of worker wid (exited workers too). */
 static struct type_rt *type_of_worker_id(struct daemon *d, uint64_t wid)
 {
-	struct worker *w = daemon_find_worker(d, wid);
+	struct worker *w = worker_find(d, wid);
 	if (w)
 		return w->type;
 	struct type_rt *t;
 	TAILQ_FOREACH(t, &d->types, entry)
-	{
-		for (size_t i = 0; i < t->logs->n; i++)
-			if (t->logs->lines[(t->logs->start + i) % t->logs->cap].worker == wid)
-				return t;
-	}
+	if (type_has_lines_of(t, wid))
+		return t;
 	TAILQ_FOREACH(t, &d->retired, entry)
-	{
-		for (size_t i = 0; i < t->logs->n; i++)
-			if (t->logs->lines[(t->logs->start + i) % t->logs->cap].worker == wid)
-				return t;
-	}
+	if (type_has_lines_of(t, wid))
+		return t;
 	return NULL;
 }
 
-/* logs worker|type [lines] [follow] */
+/* Which log lines a `logs` request wants. */
+struct logq {
+	uint64_t worker; /* 0: any */
+	uint64_t since_ms;
+};
+
+/* Does line l match q? */
+static bool logq_match(const struct logq *q, const struct logline *l)
+{
+	return (!q->worker || l->worker == q->worker) && l->ts_ms >= q->since_ms;
+}
+
+/* Matching lines of one history: count them (out NULL), or append those past skip. */
+static size_t logs_collect(const struct loghist *h, const struct logq *q, size_t skip, json_t **out,
+			   size_t nout)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		const struct logline *l = &h->lines[(h->start + i) % h->cap];
+		if (!logq_match(q, l))
+			continue;
+		if (out && n >= skip && n - skip < nout)
+			out[n - skip] = logline_to_json(l);
+		n++;
+	}
+	return n;
+}
+
+/* A line on its way into a `logs` reply: its time and its place, for a stable sort. */
+struct logrow {
+	json_t *j;
+	json_int_t ts;
+	size_t seq;
+};
+
+/* Order lines of several types by time; equal times keep their order. */
+static int line_cmp(const void *a, const void *b)
+{
+	const struct logrow *x = a, *y = b;
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The last nlines matching lines of the histories of ts (n of them), oldest first. */
+static json_t *logs_lines(struct type_rt **ts, size_t nts, const struct logq *q, size_t nlines)
+{
+	json_t *arr = json_array();
+	size_t total = 0, got = 0;
+	for (size_t k = 0; k < nts; k++)
+		total += logs_collect(ts[k]->logs, q, 0, NULL, 0);
+	json_t **all = calloc(total ? total : 1, sizeof(json_t *));
+	if (!all)
+		return arr;
+	for (size_t k = 0; k < nts; k++)
+		got += logs_collect(ts[k]->logs, q, 0, all + got, total - got);
+	struct logrow *rows = calloc(got ? got : 1, sizeof(*rows));
+	for (size_t i = 0; rows && i < got; i++)
+		rows[i] = (struct logrow){all[i],
+					  json_integer_value(json_object_get(all[i], "ts_ms")), i};
+	if (rows)
+		qsort(rows, got, sizeof(*rows), line_cmp);
+	size_t from = got > nlines ? got - nlines : 0;
+	for (size_t i = 0; i < got; i++) {
+		json_t *l = rows ? rows[i].j : all[i];
+		if (i >= from)
+			json_array_append_new(arr, l);
+		else
+			json_decref(l);
+	}
+	free(rows);
+	free(all);
+	return arr;
+}
+
+/* Add a `logs -f` follow of worker (0: of type) to client c. */
+static void logs_follow(struct client *c, json_t *id, uint64_t worker, const char *type)
+{
+	struct follow *f = realloc(c->follows, (c->nfollows + 1) * sizeof(*f));
+	if (!f)
+		return;
+	c->follows = f;
+	f[c->nfollows].id = json_incref(id);
+	f[c->nfollows].worker = worker;
+	f[c->nfollows].type = strdup(type);
+	c->nfollows++;
+}
+
+/* logs [worker|type] [lines] [follow] [since_ms]; neither worker nor type: all workers */
 static void cmd_logs(struct client *c, json_t *id, json_t *req)
 {
 	struct daemon *d = c->srv->d;
 	json_t *wv = json_object_get(req, "worker"), *tv = json_object_get(req, "type");
 	json_t *fv = json_object_get(req, "follow");
-	json_int_t nlines;
-	uint64_t wid = 0;
-	struct type_rt *t = NULL;
+	json_int_t nlines, since;
+	struct logq q = {0, 0};
+	struct type_rt *one = NULL;
 
-	if (!!wv == !!tv) {
-		client_reply_error(c, id, "bad_request",
-				   "logs needs one of \"worker\" or \"type\"");
+	if (wv && tv) {
+		client_reply_error(c, id, E(CTL_BAD_REQUEST),
+				   "logs takes \"worker\" or \"type\", not both");
 		return;
 	}
-	if (!arg_int(c, id, req, "lines", 0, 100000, 100, &nlines))
+	if (!arg_int(c, id, req, "lines", 0, 100000, 100, &nlines) ||
+	    !arg_int(c, id, req, "since_ms", 0, CTL_INT_MAX, 0, &since))
 		return;
+	q.since_ms = (uint64_t)since;
 	if (wv) {
-		if (!arg_worker(c, id, req, &wid))
+		if (!arg_worker(c, id, req, &q.worker))
 			return;
-		if (wid > d->next_worker_id) {
-			client_reply_error(c, id, "no_such_worker",
+		if (q.worker > d->next_worker_id) {
+			client_reply_error(c, id, E(CTL_NO_SUCH_WORKER),
 					   "no worker %llu was ever started",
-					   (unsigned long long)wid);
+					   (unsigned long long)q.worker);
 			return;
 		}
-		t = type_of_worker_id(d, wid);
-	} else {
-		t = daemon_find_type(d, json_string_value(tv));
-		if (!t) {
-			client_reply_error(c, id, "unknown_type", "no type named \"%s\"",
-					   json_string_value(tv));
+		one = type_of_worker_id(d, q.worker);
+	} else if (tv) {
+		one = arg_type(c, id, json_string_value(tv));
+		if (!one)
 			return;
-		}
 	}
-	json_t *arr = json_array();
-	if (t) {
-		/* The last nlines matching lines, oldest first. */
-		size_t match = 0;
-		for (size_t i = t->logs->n; i-- > 0 && match < (size_t)nlines;) {
-			const struct logline *l =
-			    &t->logs->lines[(t->logs->start + i) % t->logs->cap];
-			if (!wid || l->worker == wid)
-				match++;
-		}
-		size_t skip = 0, total = 0;
-		for (size_t i = 0; i < t->logs->n; i++) {
-			const struct logline *l =
-			    &t->logs->lines[(t->logs->start + i) % t->logs->cap];
-			if (!wid || l->worker == wid)
-				total++;
-		}
-		skip = total - match;
-		for (size_t i = 0; i < t->logs->n; i++) {
-			const struct logline *l =
-			    &t->logs->lines[(t->logs->start + i) % t->logs->cap];
-			if (wid && l->worker != wid)
-				continue;
-			if (skip) {
-				skip--;
-				continue;
-			}
-			json_array_append_new(arr, logline_to_json(l));
-		}
+	json_t *arr;
+	if (wv || tv) {
+		arr = one ? logs_lines(&one, 1, &q, (size_t)nlines) : json_array();
+	} else {
+		size_t n = 0;
+		struct type_rt *t, **ts;
+		TAILQ_FOREACH(t, &d->types, entry)
+		n++;
+		ts = calloc(n ? n : 1, sizeof(*ts));
+		n = 0;
+		if (ts)
+			TAILQ_FOREACH(t, &d->types, entry)
+		ts[n++] = t;
+		arr = logs_lines(ts, n, &q, (size_t)nlines);
+		free(ts);
 	}
 	client_reply_ok(c, id, json_pack("{s:o}", "lines", arr));
 	if (fv && json_is_true(fv)) {
-		struct follow *f = realloc(c->follows, (c->nfollows + 1) * sizeof(*f));
-		if (!f)
-			return;
-		c->follows = f;
-		f[c->nfollows].id = json_incref(id);
-		f[c->nfollows].worker = wid;
-		f[c->nfollows].type = strdup(t ? t->name : "");
-		c->nfollows++;
+		if (wv || tv) {
+			logs_follow(c, id, q.worker, one ? one->name : "");
+		} else {
+			/* All workers: one follow per type (of the types there are now). */
+			struct type_rt *t;
+			TAILQ_FOREACH(t, &d->types, entry)
+			logs_follow(c, id, 0, t->name);
+		}
 	}
 }
 
-/* stats */
+/* stats [type] */
 static void cmd_stats(struct client *c, json_t *id, json_t *req)
 {
-	(void)req;
 	struct daemon *d = c->srv->d;
-	struct stats *s = &d->stats;
+	json_t *tv = json_object_get(req, "type");
 	unsigned queued = 0;
 	struct type_rt *t;
+
+	if (tv) {
+		t = arg_type(c, id, json_string_value(tv));
+		if (!t)
+			return;
+		client_reply_ok(c, id, stats_to_json(&t->stats, t->nqueued, t->nworkers));
+		return;
+	}
 	TAILQ_FOREACH(t, &d->types, entry)
 	queued += t->nqueued;
-	client_reply_ok(c, id,
-			json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "spawned",
-				  (json_int_t)s->spawned, "exited", (json_int_t)s->exited,
-				  "crashed", (json_int_t)s->crashed, "restarts",
-				  (json_int_t)s->restarts, "calls_ok", (json_int_t)s->calls_ok,
-				  "calls_failed", (json_int_t)s->calls_failed, "queued",
-				  (json_int_t)queued, "workers", (json_int_t)d->nworkers,
-				  "call_p50_us", (json_int_t)stats_percentile(s, 0.50),
-				  "call_p99_us", (json_int_t)stats_percentile(s, 0.99)));
+	client_reply_ok(c, id, stats_to_json(&d->stats, queued, d->nworkers));
+}
+
+/* describe type */
+static void cmd_describe(struct client *c, json_t *id, json_t *req)
+{
+	json_t *tv = json_object_get(req, "type");
+	if (!tv) {
+		client_reply_error(c, id, E(CTL_BAD_REQUEST), "describe needs \"type\"");
+		return;
+	}
+	struct type_rt *t = arg_type(c, id, json_string_value(tv));
+	if (!t)
+		return;
+	client_reply_ok(c, id, type_describe(t));
+}
+
+/* restart worker|type: each replaced by a new one that is ready before the old stops */
+static void cmd_restart(struct client *c, json_t *id, json_t *req)
+{
+	struct daemon *d = c->srv->d;
+	json_t *wv = json_object_get(req, "worker"), *tv = json_object_get(req, "type");
+
+	if (!!wv == !!tv) {
+		client_reply_error(c, id, E(CTL_BAD_REQUEST),
+				   "restart needs one of \"worker\" or \"type\"");
+		return;
+	}
+	if (wv) {
+		struct worker *w = arg_live_worker(c, id, req, false);
+		if (w)
+			pool_restart(d, &w->id, 1, c, id);
+		return;
+	}
+	struct type_rt *t = arg_type(c, id, json_string_value(tv));
+	if (!t)
+		return;
+	uint64_t *ids = calloc(t->nworkers ? t->nworkers : 1, sizeof(uint64_t));
+	size_t n = 0;
+	struct worker *w;
+	if (!ids)
+		fatal("out of memory");
+	TAILQ_FOREACH(w, &t->workers, tentry)
+	if (!w->reaped && w->state != W_STOPPING && n < t->nworkers)
+		ids[n++] = w->id;
+	pool_restart(d, ids, n, c, id);
+	free(ids);
 }
 
 /* watch: ok, then state-change events until the client leaves. */
@@ -609,7 +684,7 @@ static void cmd_watch(struct client *c, json_t *id, json_t *req)
 {
 	(void)req;
 	if (c->watch_id) {
-		client_reply_error(c, id, "bad_request", "this connection already watches");
+		client_reply_error(c, id, E(CTL_BAD_REQUEST), "this connection already watches");
 		return;
 	}
 	client_reply_ok(c, id, NULL);
@@ -622,9 +697,9 @@ static void cmd_reload(struct client *c, json_t *id, json_t *req)
 	(void)req;
 	struct daemon *d = c->srv->d;
 	char *errors = NULL;
-	json_t *r = daemon_reload_from_file(d, &errors);
+	json_t *r = reload_from_file(d, &errors);
 	if (!r) {
-		client_reply_error(c, id, "bad_request", "config rejected, old one kept: %s",
+		client_reply_error(c, id, E(CTL_BAD_REQUEST), "config rejected, old one kept: %s",
 				   errors ? errors : "unknown error");
 		free(errors);
 		return;
@@ -643,8 +718,11 @@ static void cmd_shutdown(struct client *c, json_t *id, json_t *req)
 }
 
 const cmd_fn command_handlers[CTL_NCMDS] = {
-    [CTL_CMD_PING] = cmd_ping,	 [CTL_CMD_TYPES] = cmd_types,	[CTL_CMD_LIST] = cmd_list,
-    [CTL_CMD_SPAWN] = cmd_spawn, [CTL_CMD_STOP] = cmd_stop,	[CTL_CMD_KILL] = cmd_kill,
-    [CTL_CMD_CALL] = cmd_call,	 [CTL_CMD_LOGS] = cmd_logs,	[CTL_CMD_STATS] = cmd_stats,
-    [CTL_CMD_WATCH] = cmd_watch, [CTL_CMD_RELOAD] = cmd_reload, [CTL_CMD_SHUTDOWN] = cmd_shutdown,
+    [CTL_CMD_PING] = cmd_ping,	       [CTL_CMD_TYPES] = cmd_types,
+    [CTL_CMD_LIST] = cmd_list,	       [CTL_CMD_SPAWN] = cmd_spawn,
+    [CTL_CMD_STOP] = cmd_stop,	       [CTL_CMD_KILL] = cmd_kill,
+    [CTL_CMD_CALL] = cmd_call,	       [CTL_CMD_LOGS] = cmd_logs,
+    [CTL_CMD_STATS] = cmd_stats,       [CTL_CMD_WATCH] = cmd_watch,
+    [CTL_CMD_RELOAD] = cmd_reload,     [CTL_CMD_SHUTDOWN] = cmd_shutdown,
+    [CTL_CMD_DESCRIBE] = cmd_describe, [CTL_CMD_RESTART] = cmd_restart,
 };

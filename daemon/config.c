@@ -722,7 +722,8 @@ static void parse_pool(struct ctx *x, struct pool_config *p, json_t *v)
 /* Parse a type's "restart" object into R. */
 static void parse_restart(struct ctx *x, struct restart_config *r, json_t *v)
 {
-	static const char *const keys[] = {"backoff_ms", "burst", "interval_ms", NULL};
+	static const char *const keys[] = {"backoff_ms", "burst", "interval_ms", "healthy_ms",
+					   NULL};
 	json_t *b;
 
 	if (!want_object(x, v))
@@ -755,6 +756,7 @@ static void parse_restart(struct ctx *x, struct restart_config *r, json_t *v)
 	}
 	member_u32(x, v, "burst", 0, MAX_BURST, &r->burst);
 	member_u64(x, v, "interval_ms", 1, MAX_MS, &r->interval_ms);
+	member_u64(x, v, "healthy_ms", 0, MAX_MS, &r->healthy_ms);
 }
 
 /* Parse a type's "limits" object into L. */
@@ -916,8 +918,8 @@ static void type_defaults(struct type_config *t)
 				       .queue = 64,
 				       .isolate = ISOLATE_NONE,
 				       .max_per_key = 1};
-	t->restart =
-	    (struct restart_config){.backoff_ms = {100, 30000}, .burst = 5, .interval_ms = 10000};
+	t->restart = (struct restart_config){
+	    .backoff_ms = {100, 30000}, .burst = 5, .interval_ms = 10000, .healthy_ms = 1000};
 	t->limits = (struct limits_config){.timeout_ms = 30000,
 					   .memory_mb = 0,
 					   .cpu_s = 0,
@@ -1118,6 +1120,7 @@ static char *type_canonical(const struct type_config *t)
 	jset(r, "backoff_ms", bo);
 	jset(r, "burst", jint(t->restart.burst));
 	jset(r, "interval_ms", jint(t->restart.interval_ms));
+	jset(r, "healthy_ms", jint(t->restart.healthy_ms));
 	jset(o, "restart", r);
 
 	jset(l, "timeout_ms", jint(t->limits.timeout_ms));

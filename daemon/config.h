@@ -50,6 +50,7 @@ struct restart_config {
 	uint64_t backoff_ms[2]; /* default {100, 30000}; [0] <= [1] */
 	uint32_t burst;		/* default 5 */
 	uint64_t interval_ms;	/* default 10000 */
+	uint64_t healthy_ms;	/* default 1000: a death later than this after ready is no crash */
 };
 
 struct limits_config {

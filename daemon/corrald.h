@@ -1,12 +1,16 @@
 /*
  * corrald.h - the daemon's core objects: types, workers, calls, and the
- * daemon itself.  Ownership:
+ * daemon itself, and the umbrella over every module's header.  Ownership:
  *   struct daemon owns the active and retired types, every worker, every client.
  *   A type owns its queue of calls and its log history.
  *   A worker owns its socketpair, ring mapping, log pipes, events and timers;
  *   it is freed only when it has been reaped AND its channels are closed.
  *   A call is owned by whoever holds it: the type's queue, or one worker.
  *   A call's client pointer is cleared when the client goes away.
+ *
+ * The module headers (worker.h, pool.h, call.h, transfer.h, stats.h,
+ * reload.h, daemon.h, utf8.h) include no daemon header: they forward-declare
+ * what they name, so no header includes another in a circle.
  */
 #ifndef CORRAL_CORRALD_H
 #define CORRAL_CORRALD_H
@@ -20,21 +24,21 @@
 #include <event2/event_struct.h>
 #include <jansson.h>
 
+#include "call.h"
 #include "config.h"
+#include "control.h"
+#include "daemon.h"
+#include "pool.h"
+#include "reload.h"
 #include "ring.h"
+#include "stats.h"
+#include "type.h"
+#include "transfer.h"
+#include "utf8.h"
+#include "worker.h"
 
 struct client;
 struct daemon;
-
-/* Worker states; the order is the wire names' order. */
-enum wstate {
-	W_STARTING,
-	W_IDLE,
-	W_BUSY,
-	W_STOPPING,
-	W_EXITED,
-	W_NSTATES,
-};
 
 /* One log line kept in a type's history. */
 struct logline {
@@ -63,6 +67,7 @@ struct call {
 	char *key;
 	uint64_t seq; /* call id on the worker wire */
 	uint64_t start_us;
+	uint64_t timeout_ms;
 	struct event timer; /* timeout, armed once the call is accepted */
 	bool timer_set;
 	bool queued;
@@ -79,6 +84,10 @@ struct call {
 	int res_memfd; /* result spilled past the inline limit */
 	uint64_t res_total;
 	bool res_too_large;
+	bool res_oom;	/* some result bytes could not be held */
+	int res_status; /* RESULT_* of the worker's result frame */
+	char *res_msg;	/* its message (RESULT_ERROR) */
+	int res_fd;	/* the result as the worker's sealed memfd, reopened */
 };
 
 TAILQ_HEAD(callq, call);
@@ -88,6 +97,7 @@ struct worker {
 	TAILQ_ENTRY(worker) tentry; /* type's worker list */
 	TAILQ_ENTRY(worker) dentry; /* daemon's worker list */
 	TAILQ_ENTRY(worker) ientry; /* type's idle list, while idle */
+	TAILQ_ENTRY(worker) pentry; /* reaped, waiting to be handled (worker_reap) */
 	struct daemon *d;
 	struct type_rt *type;
 	uint64_t id;
@@ -95,6 +105,7 @@ struct worker {
 	char *key;
 	enum wstate state;
 	uint64_t started_ms;
+	uint64_t ready_ms; /* 0 until the handshake */
 	uint64_t requests;
 	int sock;
 	int out_fd, err_fd;
@@ -103,14 +114,14 @@ struct worker {
 	struct event *timer;	     /* start timeout, stop timeout, or idle timeout */
 	struct event *healthy_timer; /* resets the type's backoff */
 	struct call *call;
-	struct spawn_req *spawn_req; /* a `spawn` command waiting for readiness */
+	struct spawn_req *spawn_req; /* a `spawn` or `restart` waiting for its readiness */
 	char *outbuf[2];	     /* partial log lines, stdout / stderr */
 	size_t outlen[2];
 	bool reaped;
-	bool stop_requested; /* stop/recycle/idle: not a crash */
-	bool killed_by_us;   /* a timeout or `kill`: not a crash */
-	bool faulted;	     /* a protocol violation: a crash */
-	bool start_timed_out;
+	enum exit_cause intent; /* what the daemon did to it (EXIT_NONE: nothing) */
+	uint64_t stop_ms;	/* the stop timeout of WEV_STOP (worker_stop) */
+	int signal;		/* the signal of WEV_KILL (worker_signal) */
+	char detail[96];	/* why, for the exit reason (a protocol violation, a limit) */
 	char reason[160];
 	bool in_cgroup;
 	int wstatus;
@@ -118,7 +129,7 @@ struct worker {
 
 TAILQ_HEAD(workerq, worker);
 
-/* A `spawn` request waiting until its workers are ready. */
+/* A `spawn` or `restart` request waiting until its workers are ready. */
 struct spawn_req {
 	struct daemon *d;
 	struct client *client;
@@ -128,6 +139,27 @@ struct spawn_req {
 	char *error_code;
 	char *error_msg;
 	LIST_ENTRY(spawn_req) centry;
+	/* restart: the workers to replace, one at a time */
+	bool restart;
+	uint64_t *old;
+	size_t nold, next;
+};
+
+/* One failure kept for `describe`. */
+struct failure {
+	uint64_t ts_ms;
+	uint64_t worker;
+	char reason[160];
+};
+
+#define TYPE_FAILURES 10
+
+/* Counters for `stats`: daemon-wide and per type. */
+struct stats {
+	uint64_t spawned, exited, crashed, restarts, calls_ok, calls_failed;
+	uint64_t failures[CTL_NCODES]; /* failed calls by error code */
+	uint64_t hist[64 * 8];	       /* call durations, log-linear buckets */
+	uint64_t hist_n;
 };
 
 /* A worker type at run time: one generation of one configured type. */
@@ -140,18 +172,23 @@ struct type_rt {
 	bool retired;	       /* removed or replaced by reload: drains */
 	bool min_paused;       /* `stop TYPE` pauses the min refill */
 	bool restarts_pending; /* the next spawn replaces a crashed worker */
+	bool refill_queued;    /* on the daemon's refill list */
+	TAILQ_ENTRY(type_rt) rentry;
 	struct workerq workers;
 	struct workerq idle; /* idle workers, most recently used first */
 	unsigned nworkers;   /* alive: not yet reaped */
 	unsigned nstate[W_NSTATES];
 	struct callq queue;
 	unsigned nqueued;
+	struct stats stats;
 	/* restart policy */
 	uint64_t *crash_ts; /* ring of the last burst+1 crash times */
 	unsigned ncrash, crash_pos;
 	unsigned backoff_level;
 	uint64_t backoff_until_ms;
 	struct event *backoff_timer;
+	struct failure failures[TYPE_FAILURES]; /* ring of the last failures */
+	unsigned nfailures, failure_pos;
 	struct loghist *logs;
 	/* sandbox layers */
 	unsigned sb_active, sb_missing;
@@ -172,13 +209,6 @@ struct config_holder {
 	unsigned refs;
 };
 
-/* Daemon-wide counters for `stats`. */
-struct stats {
-	uint64_t spawned, exited, crashed, restarts, calls_ok, calls_failed;
-	uint64_t hist[64 * 8]; /* call durations, log-linear buckets */
-	uint64_t hist_n;
-};
-
 struct daemon {
 	struct event_base *base;
 	struct config_holder *cfg;
@@ -187,7 +217,10 @@ struct daemon {
 	char *worker_path;
 	struct typeq types; /* active */
 	struct typeq retired;
+	struct typeq refill; /* types below min, refilled one spawn per loop turn */
+	struct event *ev_refill;
 	struct workerq workers;
+	struct workerq reaped; /* exits collected by the waitpid loop, handled after it */
 	unsigned nworkers;
 	uint64_t next_worker_id;
 	uint64_t next_call_seq;
@@ -219,56 +252,11 @@ struct daemon {
 #define SB_NLAYERS 9
 
 extern const char *const sandbox_layer_names[SB_NLAYERS];
-extern const char *const wstate_names[W_NSTATES];
 
 /* time.c */
 uint64_t now_ms(void);
 uint64_t mono_us(void);
 struct timeval tv_ms(uint64_t ms);
-
-/* supervisor.c */
-int daemon_types_init(struct daemon *d, struct config_holder *h);
-struct type_rt *daemon_find_type(struct daemon *d, const char *name);
-struct worker *daemon_find_worker(struct daemon *d, uint64_t id);
-struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, size_t errlen);
-void worker_stop(struct worker *w, uint64_t timeout_ms);
-void worker_kill(struct worker *w, int sig, const char *why);
-void worker_fault(struct worker *w, const char *code, const char *what);
-void type_reconcile(struct type_rt *t);
-void daemon_reap(struct daemon *d);
-bool type_in_backoff(const struct type_rt *t);
-unsigned type_live(const struct type_rt *t);
-void type_set_state(struct worker *w, enum wstate s);
-void worker_idle(struct worker *w);
-void type_destroy(struct type_rt *t);
-void spawn_req_unref(struct spawn_req *r, const char *err);
-json_t *daemon_reload_from_file(struct daemon *d, char **ret_errors);
-
-/* util.c */
-void utf8_sanitize(char *s);
-bool worker_transition_call(struct worker *w);
-bool worker_transition_result(struct worker *w);
-void call_arm_timeout(struct call *c, uint64_t ms);
-void daemon_notify_status(struct daemon *d);
-void daemon_ready_check(struct daemon *d);
-void daemon_begin_shutdown(struct daemon *d, uint64_t timeout_ms);
-void daemon_check_exit(struct daemon *d);
-json_t *daemon_reload(struct daemon *d, struct config *newcfg);
-void config_holder_put(struct config_holder *h);
-unsigned type_sandbox_layers(const struct type_config *tc, unsigned available);
-
-/* dispatch.c */
-void call_submit(struct call *c);
-void call_finish_error(struct call *c, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void call_free(struct call *c);
-void type_pump(struct type_rt *t);
-struct frame;
-void worker_on_result(struct worker *w, struct frame *f);
-void worker_on_doorbell(struct worker *w);
-void worker_fail_call(struct worker *w, const char *code, const char *msg);
-void stats_record_latency(struct stats *s, uint64_t us);
-uint64_t stats_percentile(const struct stats *s, double p);
 
 /* logcap.c */
 void logcap_on_readable(struct worker *w, int stream);

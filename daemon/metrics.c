@@ -27,6 +27,7 @@
 #include "corral-config.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 
 #define METRICS_MAX_CLIENTS 64
 #define METRICS_MAX_HEAD    8192
@@ -225,7 +226,7 @@ static void mtype_gauge(struct mtype *e, const struct type_rt *t)
 	for (int st = W_STARTING; st < W_EXITED; st++)
 		e->g_state[st] += t->nstate[st];
 	e->g_queued += t->nqueued;
-	e->g_backoff |= type_in_backoff(t);
+	e->g_backoff |= pool_in_backoff(t);
 	if (!e->g_cfg) {
 		e->g_cfg = true;
 		e->g_min = t->cfg->pool.min;

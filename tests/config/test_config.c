@@ -152,6 +152,7 @@ static void assert_type_defaults(const struct type_config *t)
 	ck_assert_uint_eq(t->restart.backoff_ms[1], 30000);
 	ck_assert_uint_eq(t->restart.burst, 5);
 	ck_assert_uint_eq(t->restart.interval_ms, 10000);
+	ck_assert_uint_eq(t->restart.healthy_ms, 1000);
 	ck_assert_uint_eq(t->limits.timeout_ms, 30000);
 	ck_assert_uint_eq(t->limits.memory_mb, 0);
 	ck_assert_uint_eq(t->limits.cpu_s, 0);
@@ -301,7 +302,7 @@ START_TEST(test_explicit_values)
 	    " \"sandbox\": {\"namespaces\": [\"pid\", \"user\"], \"seccomp\": \"none\","
 	    "  \"readonly\": [], \"tmpfs\": [\"/tmp\", \"/run/x\"], \"user\": \"65534\"},"
 	    " \"limits\": {\"nofile\": 16, \"memory_mb\": 0, \"cpu_s\": 0},"
-	    " \"restart\": {\"backoff_ms\": [1, 1], \"burst\": 0},"
+	    " \"restart\": {\"backoff_ms\": [1, 1], \"burst\": 0, \"healthy_ms\": 0},"
 	    " \"ring_kb\": 4}",
 	    &c);
 
@@ -320,6 +321,7 @@ START_TEST(test_explicit_values)
 	ck_assert_uint_eq(t->restart.backoff_ms[0], 1);
 	ck_assert_uint_eq(t->restart.backoff_ms[1], 1);
 	ck_assert_uint_eq(t->restart.burst, 0);
+	ck_assert_uint_eq(t->restart.healthy_ms, 0);
 	ck_assert_uint_eq(t->ring_kb, 4);
 	config_free(c);
 
@@ -542,6 +544,12 @@ START_TEST(test_restart_limits_ring)
 	    "array");
 	expect_type_error("{\"builtin\": \"echo\", \"restart\": {\"interval_ms\": 0}}",
 			  "types.t.restart.interval_ms: must be >= 1");
+	expect_type_error("{\"builtin\": \"echo\", \"restart\": {\"healthy_ms\": -1}}",
+			  "types.t.restart.healthy_ms: must be >= 0");
+	expect_type_error("{\"builtin\": \"echo\", \"restart\": {\"healthy_ms\": \"1s\"}}",
+			  "types.t.restart.healthy_ms: must be an integer, not a string");
+	expect_type_error("{\"builtin\": \"echo\", \"restart\": {\"healthy_ms\": 604800001}}",
+			  "types.t.restart.healthy_ms: must be <= 604800000");
 	expect_type_error("{\"builtin\": \"echo\", \"limits\": {\"timeout_ms\": 0}}",
 			  "types.t.limits.timeout_ms: must be >= 1");
 	expect_type_error("{\"builtin\": \"echo\", \"limits\": {\"start_timeout_ms\": 0}}",

@@ -512,7 +512,8 @@ START_TEST(test_stdio_timeout)
 	ck_assert_msg(h_now_ms() - t0 < 4000, "timeout took %lld ms", (long long)(h_now_ms() - t0));
 	json_t *ev = h_wait_state(&w, sid, 0, "exited", 10000);
 	ck_assert_str_eq(h_str(ev, "type"), "hang");
-	ck_assert_msg(h_str(ev, "reason") && strcmp(h_str(ev, "reason"), "killed by SIGKILL") == 0,
+	ck_assert_msg(h_str(ev, "reason") &&
+			  strcmp(h_str(ev, "reason"), "timeout (killed by SIGKILL)") == 0,
 		      "%s", h_dump(ev));
 	json_decref(ev);
 	/* The type still serves (the next call hangs too, but gets its own timeout). */

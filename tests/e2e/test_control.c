@@ -847,12 +847,13 @@ START_TEST(test_stats_fields)
 	json_decref(r);
 	r = hc_rpc(&c, "{\"cmd\":\"stats\"}");
 	H_OK(r);
-	static const char *const keys[] = {"spawned",	  "exited",	  "crashed", "restarts",
-					   "calls_ok",	  "calls_failed", "queued",  "workers",
-					   "call_p50_us", "call_p99_us",  NULL};
+	static const char *const keys[] = {
+	    "spawned", "exited",  "crashed",	 "restarts",	"calls_ok",	"calls_failed",
+	    "queued",  "workers", "call_p50_us", "call_p99_us", "call_p999_us", NULL};
 	for (int i = 0; keys[i]; i++)
 		ck_assert_int_ge(h_int(r, keys[i]), 0);
-	ck_assert_int_eq(json_object_size(r), 12); /* + id, ok */
+	ck_assert(json_is_object(json_object_get(r, "failures")));
+	ck_assert_int_eq(json_object_size(r), 14); /* + id, ok */
 	ck_assert_int_ge(h_int(r, "spawned"), 1);
 	ck_assert_int_eq(h_int(r, "calls_ok"), 1);
 	ck_assert_int_eq(h_int(r, "workers"), 1);

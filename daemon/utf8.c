@@ -1,10 +1,10 @@
 /*
- * util.c - small helpers.
+ * utf8.c - making text safe for JSON.
  */
-#include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
-#include "corrald.h"
+#include "utf8.h"
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
  * nothing past U+10FFFF), or 0. */

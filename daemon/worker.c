@@ -1,0 +1,972 @@
+/*
+ * worker.c - one worker's life, as one table of state x event.
+ *
+ * A worker is created in `starting` by worker_spawn (the "spawned" event).
+ * Every later event goes through worker_event(), which looks the cell up,
+ * changes the state and runs the cell's action; nothing else changes a
+ * worker's state.  "-" keeps the state; "FAULT" is a protocol violation
+ * (the worker is killed, its call fails, it counts as a crash).
+ *
+ *               starting        idle            busy            stopping        exited
+ * handshake     idle READY      FAULT           FAULT           - RESTOP        -
+ * call_sent     FAULT           busy SERVE      FAULT           FAULT           -
+ * call_done     FAULT           FAULT           idle DONE       - DONE          -
+ * idle_timeout  -               stopping STOP   -               -               -
+ * stop          stopping STOP   stopping STOP   stopping STOP   -               -
+ * kill          - SIGNAL        - SIGNAL        - SIGNAL        - SIGNAL        -
+ * start_timeout - KILL          -               -               -               -
+ * call_timeout  -               -               - KILL          - KILL          -
+ * stop_timeout  -               -               -               - KILL          -
+ * abort         - KILL          - KILL          - KILL          - KILL          -
+ * violation     - FAULT         - FAULT         - FAULT         - FAULT         -
+ * exit          exited REAP     exited REAP     exited REAP     exited REAP     -
+ *
+ * Actions: READY (the pool gets a worker), SERVE (the call goes out through
+ * the ring), DONE (the call is answered, the worker back to the pool), STOP
+ * (MSG_STOP, then SIGKILL after the stop timeout), RESTOP (MSG_STOP again once
+ * it listens), SIGNAL (the operator's signal), KILL (SIGKILL and stop reading
+ * its channel: worker_kill_now, the one place that does it), FAULT (KILL, and
+ * its call fails), REAP (account the exit, fail its call, release it, let the
+ * pool replace it).
+ *
+ * Why a worker died is an enum exit_cause, decided at the reap from what the
+ * daemon did to it (the strongest intent of its events) and its wait status;
+ * exit_cause_describe() turns a cause into the `reason` of watch events and
+ * says whether it counts as a crash, in one place.
+ *
+ * Exits are reaped in a waitpid loop that only collects them; each is handled
+ * after the loop (as libuv does), so no exit handler runs inside it, and only
+ * once the frames the worker sent before it went are read (a result, then a
+ * graceful exit after MSG_STOP).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "log.h"
+#include "msg.h"
+#include "sandbox.h"
+#include "server.h"
+
+extern char **environ;
+
+const char *const wstate_names[W_NSTATES] = {"starting", "idle", "busy", "stopping", "exited"};
+
+const char *const wevent_names[WEV_N] = {
+    "handshake",     "call_sent",    "call_done",    "idle_timeout", "stop",	  "kill",
+    "start_timeout", "call_timeout", "stop_timeout", "abort",	     "violation", "exit",
+};
+
+const char *const waction_names[WA_N] = {
+    "ignore", "ready", "serve", "done", "stop", "restop", "signal", "kill", "fault", "reap",
+};
+
+#define T(s, a)                                                                                    \
+	{                                                                                          \
+		W_##s, WA_##a                                                                      \
+	}
+
+/* The table; unlisted cells are {state kept, WA_IGNORE} (filled in by worker_transition). */
+static const struct wtrans table[W_NSTATES][WEV_N] =
+    {
+	[W_STARTING] =
+	    {
+		[WEV_HANDSHAKE] = T(IDLE, READY),
+		[WEV_CALL_SENT] = T(STARTING, FAULT),
+		[WEV_CALL_DONE] = T(STARTING, FAULT),
+		[WEV_IDLE_TIMEOUT] = T(STARTING, IGNORE),
+		[WEV_STOP] = T(STOPPING, STOP),
+		[WEV_KILL] = T(STARTING, SIGNAL),
+		[WEV_START_TIMEOUT] = T(STARTING, KILL),
+		[WEV_CALL_TIMEOUT] = T(STARTING, IGNORE),
+		[WEV_STOP_TIMEOUT] = T(STARTING, IGNORE),
+		[WEV_ABORT] = T(STARTING, KILL),
+		[WEV_VIOLATION] = T(STARTING, FAULT),
+		[WEV_EXIT] = T(EXITED, REAP),
+	    },
+	[W_IDLE] =
+	    {
+		[WEV_HANDSHAKE] = T(IDLE, FAULT),
+		[WEV_CALL_SENT] = T(BUSY, SERVE),
+		[WEV_CALL_DONE] = T(IDLE, FAULT),
+		[WEV_IDLE_TIMEOUT] = T(STOPPING, STOP),
+		[WEV_STOP] = T(STOPPING, STOP),
+		[WEV_KILL] = T(IDLE, SIGNAL),
+		[WEV_START_TIMEOUT] = T(IDLE, IGNORE),
+		[WEV_CALL_TIMEOUT] = T(IDLE, IGNORE),
+		[WEV_STOP_TIMEOUT] = T(IDLE, IGNORE),
+		[WEV_ABORT] = T(IDLE, KILL),
+		[WEV_VIOLATION] = T(IDLE, FAULT),
+		[WEV_EXIT] = T(EXITED, REAP),
+	    },
+	[W_BUSY] =
+	    {
+		[WEV_HANDSHAKE] = T(BUSY, FAULT),
+		[WEV_CALL_SENT] = T(BUSY, FAULT),
+		[WEV_CALL_DONE] = T(IDLE, DONE),
+		[WEV_IDLE_TIMEOUT] = T(BUSY, IGNORE),
+		[WEV_STOP] = T(STOPPING, STOP),
+		[WEV_KILL] = T(BUSY, SIGNAL),
+		[WEV_START_TIMEOUT] = T(BUSY, IGNORE),
+		[WEV_CALL_TIMEOUT] = T(BUSY, KILL),
+		[WEV_STOP_TIMEOUT] = T(BUSY, IGNORE),
+		[WEV_ABORT] = T(BUSY, KILL),
+		[WEV_VIOLATION] = T(BUSY, FAULT),
+		[WEV_EXIT] = T(EXITED, REAP),
+	    },
+	[W_STOPPING] =
+	    {
+		[WEV_HANDSHAKE] = T(STOPPING, RESTOP),
+		[WEV_CALL_SENT] = T(STOPPING, FAULT),
+		[WEV_CALL_DONE] = T(STOPPING, DONE),
+		[WEV_IDLE_TIMEOUT] = T(STOPPING, IGNORE),
+		[WEV_STOP] = T(STOPPING, IGNORE),
+		[WEV_KILL] = T(STOPPING, SIGNAL),
+		[WEV_START_TIMEOUT] = T(STOPPING, IGNORE),
+		[WEV_CALL_TIMEOUT] = T(STOPPING, KILL),
+		[WEV_STOP_TIMEOUT] = T(STOPPING, KILL),
+		[WEV_ABORT] = T(STOPPING, KILL),
+		[WEV_VIOLATION] = T(STOPPING, FAULT),
+		[WEV_EXIT] = T(EXITED, REAP),
+	    },
+	[W_EXITED] =
+	    {
+		[WEV_HANDSHAKE] = T(EXITED, IGNORE),
+		[WEV_CALL_SENT] = T(EXITED, IGNORE),
+		[WEV_CALL_DONE] = T(EXITED, IGNORE),
+		[WEV_IDLE_TIMEOUT] = T(EXITED, IGNORE),
+		[WEV_STOP] = T(EXITED, IGNORE),
+		[WEV_KILL] = T(EXITED, IGNORE),
+		[WEV_START_TIMEOUT] = T(EXITED, IGNORE),
+		[WEV_CALL_TIMEOUT] = T(EXITED, IGNORE),
+		[WEV_STOP_TIMEOUT] = T(EXITED, IGNORE),
+		[WEV_ABORT] = T(EXITED, IGNORE),
+		[WEV_VIOLATION] = T(EXITED, IGNORE),
+		[WEV_EXIT] = T(EXITED, IGNORE),
+	    },
+};
+
+#undef T
+
+/* What an event tells about the daemon's intent, for the exit cause. */
+static const enum exit_cause event_intent[WEV_N] = {
+    [WEV_IDLE_TIMEOUT] = EXIT_STOPPED,
+    [WEV_STOP] = EXIT_STOPPED,
+    [WEV_KILL] = EXIT_KILLED,
+    [WEV_START_TIMEOUT] = EXIT_START_TIMEOUT,
+    [WEV_CALL_TIMEOUT] = EXIT_CALL_TIMEOUT,
+    [WEV_STOP_TIMEOUT] = EXIT_STOPPED,
+    [WEV_ABORT] = EXIT_ABORTED,
+    [WEV_VIOLATION] = EXIT_FAULT,
+};
+
+static void worker_on_sock(evutil_socket_t fd, short what, void *arg);
+static void worker_on_log(evutil_socket_t fd, short what, void *arg);
+static void worker_on_timer(evutil_socket_t fd, short what, void *arg);
+static void worker_on_exit(struct worker *w);
+
+/* The table's cell for state x event. */
+struct wtrans worker_transition(enum wstate s, enum wevent ev)
+{
+	struct wtrans none = {(unsigned char)s, WA_IGNORE};
+	if ((unsigned)s >= W_NSTATES || (unsigned)ev >= WEV_N)
+		return none;
+	return table[s][ev];
+}
+
+/* Signals libcorral-worker turns into exit 128+N when it runs as pid 1. */
+static bool pid1_signal(int sig)
+{
+	switch (sig) {
+	case SIGHUP:
+	case SIGINT:
+	case SIGQUIT:
+	case SIGILL:
+	case SIGTRAP:
+	case SIGABRT:
+	case SIGBUS:
+	case SIGFPE:
+	case SIGUSR1:
+	case SIGSEGV:
+	case SIGUSR2:
+	case SIGALRM:
+	case SIGTERM:
+	case SIGSTKFLT:
+	case SIGXCPU:
+	case SIGXFSZ:
+	case SIGVTALRM:
+	case SIGPROF:
+	case SIGIO:
+	case SIGPWR:
+	case SIGSYS:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The signal that ended a process, 0 when it exited; pid 1 of its own namespace
+ * ignores signals it has no handler for, so libcorral-worker's handler dies of
+ * them as exit 128+N. */
+static int death_signal(int st, bool pid1)
+{
+	if (WIFSIGNALED(st))
+		return WTERMSIG(st);
+	if (pid1 && WIFEXITED(st) && WEXITSTATUS(st) > 128 && WEXITSTATUS(st) < 128 + 32 &&
+	    pid1_signal(WEXITSTATUS(st) - 128))
+		return WEXITSTATUS(st) - 128;
+	return 0;
+}
+
+/* Decide why a worker died. */
+enum exit_cause exit_cause_of(enum exit_cause intent, int wstatus, bool oom, bool pid1)
+{
+	int sig = death_signal(wstatus, pid1);
+	if (oom)
+		return EXIT_OOM;
+	switch (intent) {
+	case EXIT_CALL_TIMEOUT:
+	case EXIT_START_TIMEOUT:
+	case EXIT_FAULT:
+	case EXIT_ABORTED:
+		/* Our SIGKILL did it (else it died of something else first). */
+		if (sig == SIGKILL)
+			return intent;
+		break;
+	case EXIT_STOPPED:
+	case EXIT_KILLED:
+		return intent;
+	default:
+		break;
+	}
+	if (sig == SIGSYS && WIFSIGNALED(wstatus))
+		return EXIT_SANDBOX;
+	return sig ? EXIT_SIGNAL : EXIT_STATUS;
+}
+
+/* Describe how the process ended: "exited with status N" or "killed by SIGNAME". */
+static void status_text(int wstatus, bool pid1, char *buf, size_t len)
+{
+	char sb[32];
+	int sig = death_signal(wstatus, pid1);
+	if (sig)
+		snprintf(buf, len, "killed by %s", ctl_signal_name(sig, sb, sizeof(sb)));
+	else
+		snprintf(buf, len, "exited with status %d",
+			 WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0);
+}
+
+/*
+ * The reason of an exit (DESIGN.md's watch strings) and whether it is a
+ * crash: the worker's own deaths count when it died young; what the daemon
+ * or the operator did never counts, but a protocol violation and a start
+ * timeout always do.
+ */
+bool exit_cause_describe(enum exit_cause cause, int wstatus, bool pid1, const char *detail,
+			 bool young, char *buf, size_t len)
+{
+	char st[64];
+	/* The reason's first words are DESIGN's; what the daemon did follows in (). */
+	status_text(wstatus, pid1, st, sizeof(st));
+	switch (cause) {
+	case EXIT_OOM:
+		snprintf(buf, len, "out of memory");
+		return young;
+	case EXIT_SANDBOX:
+		snprintf(buf, len, "sandbox violation");
+		return young;
+	case EXIT_START_TIMEOUT:
+		snprintf(buf, len, "start timeout");
+		return true;
+	case EXIT_CALL_TIMEOUT:
+		snprintf(buf, len, "timeout (killed by SIGKILL)");
+		return false;
+	case EXIT_FAULT:
+		snprintf(buf, len, "killed by SIGKILL (protocol violation%s%s)",
+			 detail && *detail ? ": " : "", detail ? detail : "");
+		return true;
+	case EXIT_ABORTED:
+		snprintf(buf, len, "killed by SIGKILL (%s)",
+			 detail && *detail ? detail : "aborted");
+		return false;
+	case EXIT_STOPPED:
+	case EXIT_KILLED:
+		snprintf(buf, len, "%s", st);
+		return false;
+	case EXIT_SIGNAL:
+	case EXIT_STATUS:
+	default:
+		snprintf(buf, len, "%s", st);
+		return young;
+	}
+}
+
+/* A live worker by id, or NULL. */
+struct worker *worker_find(struct daemon *d, uint64_t id)
+{
+	struct worker *w;
+	TAILQ_FOREACH(w, &d->workers, dentry)
+	if (w->id == id)
+		return w;
+	return NULL;
+}
+
+/* Arm w->timer for ms. */
+static void worker_arm(struct worker *w, uint64_t ms)
+{
+	struct timeval tv = tv_ms(ms);
+	evtimer_add(w->timer, &tv);
+}
+
+/* Build the argv for a worker of type tc; strings live in kb. */
+static char **worker_argv(struct daemon *d, const struct type_config *tc, char *kb, size_t kblen)
+{
+	size_t n = 0, i = 0;
+	for (char **e = tc->exec; e && *e; e++)
+		n++;
+	char **argv = calloc(n + 8, sizeof(char *));
+	if (!argv)
+		return NULL;
+	snprintf(kb, kblen, "%llu", (unsigned long long)tc->limits.output_kb);
+	switch (tc->mode) {
+	case MODE_BUILTIN:
+		argv[i++] = d->worker_path;
+		argv[i++] = "builtin";
+		argv[i++] = tc->builtin;
+		argv[i++] = "--output-kb";
+		argv[i++] = kb;
+		if (tc->sandbox.seccomp == SECCOMP_STRICT && (d->sb_available & SB_SECCOMP)) {
+			argv[i++] = "--seccomp";
+			argv[i++] = "strict";
+		}
+		break;
+	case MODE_STDIO:
+		argv[i++] = d->worker_path;
+		argv[i++] = "stdio";
+		argv[i++] = "--output-kb";
+		argv[i++] = kb;
+		argv[i++] = "--";
+		for (char **e = tc->exec; e && *e; e++)
+			argv[i++] = *e;
+		break;
+	case MODE_NATIVE:
+		for (char **e = tc->exec; e && *e; e++)
+			argv[i++] = *e;
+		break;
+	}
+	argv[i] = NULL;
+	return argv;
+}
+
+/* The environment of a native worker that loads "strict" itself after init. */
+static char **worker_envp(void)
+{
+	size_t n = 0, j = 0;
+	for (char **e = environ; *e; e++)
+		n++;
+	char **envp = calloc(n + 2, sizeof(char *));
+	if (!envp)
+		fatal("out of memory");
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "CORRAL_SECCOMP=", 15) != 0)
+			envp[j++] = *e;
+	envp[j++] = "CORRAL_SECCOMP=strict";
+	envp[j] = NULL;
+	return envp;
+}
+
+/* The worker object around a started process; its channels watched. */
+static struct worker *worker_new(struct type_rt *t, const char *key, pid_t pid, int sock,
+				 int out_fd, int err_fd, struct ring_area *ring, bool in_cgroup)
+{
+	struct daemon *d = t->d;
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		fatal("out of memory");
+	w->d = d;
+	w->type = t;
+	w->id = ++d->next_worker_id;
+	w->in_cgroup = in_cgroup;
+	w->pid = pid;
+	w->key = key ? strdup(key) : NULL;
+	w->state = W_STARTING;
+	w->started_ms = now_ms();
+	w->sock = sock;
+	w->out_fd = out_fd;
+	w->err_fd = err_fd;
+	w->ring = *ring;
+	w->ev_sock = event_new(d->base, w->sock, EV_READ | EV_PERSIST, worker_on_sock, w);
+	w->ev_out = event_new(d->base, w->out_fd, EV_READ | EV_PERSIST, worker_on_log, w);
+	w->ev_err = event_new(d->base, w->err_fd, EV_READ | EV_PERSIST, worker_on_log, w);
+	w->timer = evtimer_new(d->base, worker_on_timer, w);
+	w->healthy_timer = evtimer_new(d->base, pool_on_healthy, w);
+	if (!w->ev_sock || !w->ev_out || !w->ev_err || !w->timer || !w->healthy_timer)
+		fatal("out of memory");
+	event_add(w->ev_sock, NULL);
+	event_add(w->ev_out, NULL);
+	event_add(w->ev_err, NULL);
+	worker_arm(w, t->cfg->limits.start_timeout_ms);
+	TAILQ_INSERT_TAIL(&t->workers, w, tentry);
+	TAILQ_INSERT_TAIL(&d->workers, w, dentry);
+	t->nworkers++;
+	t->nstate[W_STARTING]++;
+	d->nworkers++;
+	stats_on_spawn(t);
+	log_debug("spawned %s worker %llu pid %d", t->name, (unsigned long long)w->id, (int)pid);
+	server_emit_watch(d, w, NULL);
+	return w;
+}
+
+/*
+ * Spawn one worker of type t (serving key, or NULL).  Returns the worker in
+ * state starting, or NULL with a message in errbuf.
+ */
+struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, size_t errlen)
+{
+	struct daemon *d = t->d;
+	const struct type_config *tc = t->cfg;
+	int sp[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1}, memfd = -1;
+	struct ring_area ring = {0};
+	char kb[32];
+	char **argv = NULL;
+	pid_t pid;
+	int r;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		snprintf(errbuf, errlen, "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	uint32_t cap = tc->ring_kb * 1024u;
+	r = ring_area_create(cap, cap, &memfd, &ring);
+	if (r < 0) {
+		snprintf(errbuf, errlen, "cannot create the ring: %s", strerror(-r));
+		goto fail;
+	}
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	argv = worker_argv(d, tc, kb, sizeof(kb));
+	if (!argv) {
+		snprintf(errbuf, errlen, "out of memory");
+		goto fail;
+	}
+	uint64_t id = d->next_worker_id + 1;
+	char procs[900];
+	struct sandbox_plan plan = {
+	    .ns = t->ns,
+	    .switch_user = t->switch_user,
+	    .uid = t->uid,
+	    .gid = t->gid,
+	    .ro_paths = t->ro_paths,
+	    .ro_fds = d->uid_root ? t->ro_fds : NULL,
+	    .tmpfs = tc->sandbox.tmpfs,
+	    .filter = t->use_filter ? sandbox_default_filter() : NULL,
+	};
+	/* The program runs from an fd we open: no path walk as the worker's uid, and no
+	 * need for the mount namespace to show it.  Scripts need their path (#!). */
+	const char *prog = tc->mode == MODE_NATIVE ? tc->exec[0] : d->worker_path;
+	plan.exec_fd = t->exec_is_script ? -1 : open(prog, O_PATH | O_CLOEXEC);
+	bool in_cgroup = false;
+	if (t->use_cgroup) {
+		int cr = sandbox_cgroup_create(id, tc->limits.memory_mb, procs, sizeof(procs));
+		if (cr == 0) {
+			plan.cgroup_procs = procs;
+			in_cgroup = true;
+		} else {
+			log_warn("type %s: cannot create a memory cgroup (%s); using RLIMIT_AS",
+				 t->name, strerror(-cr));
+		}
+	}
+	/* Native workers load "strict" themselves after init, asked through the environment. */
+	char **envp = NULL;
+	if (tc->mode == MODE_NATIVE && tc->sandbox.seccomp == SECCOMP_STRICT &&
+	    (d->sb_available & SB_SECCOMP))
+		envp = worker_envp();
+	plan.envp = envp;
+	int sr = spawn_worker_process(d, argv, sp[1], memfd, outp[1], errp[1], tc, &plan, &pid,
+				      errbuf, errlen);
+	if (plan.exec_fd >= 0)
+		close(plan.exec_fd);
+	free(envp);
+	if (sr < 0) {
+		if (in_cgroup)
+			sandbox_cgroup_finish(id);
+		goto fail;
+	}
+	free(argv);
+	close(sp[1]);
+	close(outp[1]);
+	close(errp[1]);
+	close(memfd);
+	evutil_make_socket_nonblocking(sp[0]);
+	evutil_make_socket_nonblocking(outp[0]);
+	evutil_make_socket_nonblocking(errp[0]);
+	return worker_new(t, key, pid, sp[0], outp[0], errp[0], &ring, in_cgroup);
+
+fail:
+	free(argv);
+	for (int i = 0; i < 2; i++) {
+		if (sp[i] >= 0)
+			close(sp[i]);
+		if (outp[i] >= 0)
+			close(outp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (memfd >= 0)
+		close(memfd);
+	ring_area_detach(&ring);
+	return NULL;
+}
+
+/* Send one frame on w's channel. */
+int worker_send(struct worker *w, uint32_t type, uint32_t flags, uint64_t call_id, const void *p,
+		size_t len, const int *fds, unsigned nfds)
+{
+	if (w->reaped)
+		return -EPIPE;
+	return frame_send(w->sock, (uint16_t)type, flags, call_id, p, len, fds, nfds);
+}
+
+/* Stop reading w's channel: nothing it sends from now on is looked at. */
+static void worker_close_channel(struct worker *w)
+{
+	if (w->ev_sock)
+		event_del(w->ev_sock);
+}
+
+/* SIGKILL and stop reading its channel: the one kill sequence. */
+static void worker_kill_now(struct worker *w)
+{
+	if (!w->reaped)
+		kill(w->pid, SIGKILL);
+	worker_close_channel(w);
+}
+
+/* Change state: keep the per-type counts and the idle list, tell watchers. */
+static void worker_set_state(struct worker *w, enum wstate s)
+{
+	struct type_rt *t = w->type;
+	if (w->state == s)
+		return;
+	if (w->state == W_IDLE)
+		TAILQ_REMOVE(&t->idle, w, ientry);
+	if (s == W_IDLE) /* most recently used first: its pages are warm */
+		TAILQ_INSERT_HEAD(&t->idle, w, ientry);
+	t->nstate[w->state]--;
+	t->nstate[s]++;
+	w->state = s;
+	if (s != W_EXITED) /* "exited" is told once the worker is released: see worker_on_exit */
+		server_emit_watch(w->d, w, NULL);
+}
+
+/* Take the call away from w (it keeps running); the call or NULL. */
+static struct call *worker_detach_call(struct worker *w)
+{
+	struct call *c = w->call;
+	if (c) {
+		c->worker = NULL;
+		w->call = NULL;
+	}
+	return c;
+}
+
+/* The handshake is done: the worker is ready. */
+static void worker_ready(struct worker *w)
+{
+	event_del(w->timer);
+	w->ready_ms = now_ms();
+	pool_worker_ready(w);
+}
+
+/* The call is answered: account it, reply, and give the worker back to the pool. */
+static void worker_done(struct worker *w)
+{
+	struct call *c = worker_detach_call(w);
+	w->requests++;
+	if (c)
+		call_complete(c, w->id);
+	pool_worker_done(w);
+}
+
+/* Send MSG_STOP (SIGKILL when the channel is gone) and arm the stop timer. */
+static void worker_send_stop(struct worker *w, uint64_t timeout_ms)
+{
+	if (worker_send(w, MSG_STOP, 0, 0, NULL, 0, NULL, 0) < 0)
+		worker_kill_now(w);
+	event_del(w->timer);
+	worker_arm(w, timeout_ms);
+}
+
+/* A protocol violation: kill it, its call fails. */
+static void worker_fault(struct worker *w)
+{
+	log_warn("%s worker %llu (pid %d): protocol violation: %s; killing it", w->type->name,
+		 (unsigned long long)w->id, (int)w->pid, w->detail);
+	worker_kill_now(w);
+	struct call *c = worker_detach_call(w);
+	if (c)
+		call_fail(c, CTL_WORKER_ERROR, "worker %llu broke the protocol (%s) and was killed",
+			  (unsigned long long)w->id, w->detail);
+}
+
+/* Apply an event to w through the table. */
+void worker_event(struct worker *w, enum wevent ev)
+{
+	struct wtrans tr = worker_transition(w->state, ev);
+	if (tr.action == WA_IGNORE)
+		return;
+	if (event_intent[ev] > w->intent)
+		w->intent = event_intent[ev];
+	if (tr.action == WA_FAULT && !w->detail[0])
+		snprintf(w->detail, sizeof(w->detail), "%s out of order", wevent_names[ev]);
+	worker_set_state(w, (enum wstate)tr.next);
+	switch ((enum waction)tr.action) {
+	case WA_READY:
+		worker_ready(w);
+		break;
+	case WA_SERVE:
+		event_del(w->timer);
+		break;
+	case WA_DONE:
+		worker_done(w);
+		break;
+	case WA_STOP:
+		worker_send_stop(w, ev == WEV_IDLE_TIMEOUT ? 5000 : w->stop_ms);
+		break;
+	case WA_RESTOP:
+		w->ready_ms = now_ms();
+		if (worker_send(w, MSG_STOP, 0, 0, NULL, 0, NULL, 0) < 0)
+			worker_kill_now(w);
+		pool_worker_unready(w, "worker stopped before it was ready");
+		break;
+	case WA_SIGNAL:
+		if (!w->reaped)
+			kill(w->pid, w->signal);
+		break;
+	case WA_KILL:
+		log_notice("killing %s worker %llu (pid %d): %s", w->type->name,
+			   (unsigned long long)w->id, (int)w->pid,
+			   w->detail[0] ? w->detail : wevent_names[ev]);
+		worker_kill_now(w);
+		break;
+	case WA_FAULT:
+		worker_fault(w);
+		break;
+	case WA_REAP:
+		worker_on_exit(w);
+		break;
+	case WA_IGNORE:
+	case WA_N:
+		break;
+	}
+}
+
+/* Ask w to exit after its current call; SIGKILL after timeout_ms. */
+void worker_stop(struct worker *w, uint64_t timeout_ms)
+{
+	w->stop_ms = timeout_ms;
+	worker_event(w, WEV_STOP);
+}
+
+/* A protocol violation: the table kills it and fails its call. */
+void worker_violation(struct worker *w, const char *what)
+{
+	if (!w->detail[0])
+		snprintf(w->detail, sizeof(w->detail), "%s", what);
+	worker_event(w, WEV_VIOLATION);
+}
+
+/* The daemon gives up on w. */
+void worker_abort(struct worker *w, const char *why)
+{
+	snprintf(w->detail, sizeof(w->detail), "%s", why);
+	worker_event(w, WEV_ABORT);
+}
+
+/* The operator's `kill`: a stop or continue signal is no intent to end it. */
+void worker_signal(struct worker *w, int sig)
+{
+	if (sig == SIGSTOP || sig == SIGCONT || sig == 0) {
+		if (!w->reaped)
+			kill(w->pid, sig);
+		return;
+	}
+	w->signal = sig;
+	worker_event(w, WEV_KILL);
+}
+
+/* Hand call c to idle worker w: the table says busy, then the bytes go out. */
+void worker_take_call(struct worker *w, struct call *c)
+{
+	w->call = c;
+	c->worker = w;
+	c->seq = ++w->d->next_call_seq;
+	if (w->type->cfg->pool.isolate == ISOLATE_KEY && !w->key && c->key)
+		w->key = strdup(c->key);
+	worker_event(w, WEV_CALL_SENT);
+	if (w->state != W_BUSY)
+		return;
+	if (transfer_start(w, c) < 0) {
+		worker_detach_call(w);
+		call_fail(c, CTL_WORKER_CRASHED, "worker %llu cannot take the call",
+			  (unsigned long long)w->id);
+		worker_violation(w, "cannot take the call");
+	}
+}
+
+/* A hello frame. */
+static void worker_on_hello(struct worker *w, struct frame *f)
+{
+	struct msg_hello h;
+	if (f->nfds || msg_hello_decode(f->payload, f->hdr.len, &h) < 0 ||
+	    h.version != PROTO_VERSION) {
+		worker_violation(w, "bad hello");
+		return;
+	}
+	if (w->ready_ms) {
+		worker_violation(w, "hello out of order");
+		return;
+	}
+	worker_event(w, WEV_HANDSHAKE);
+}
+
+/* What a transfer reported: the worker goes on, or the table deals with it. */
+static void worker_after_transfer(struct worker *w, enum xfer r, const char *why)
+{
+	switch (r) {
+	case XFER_OK:
+		break;
+	case XFER_VIOLATION:
+		worker_violation(w, why);
+		break;
+	case XFER_TOO_LARGE:
+	case XFER_NOMEM: {
+		struct call *c = worker_detach_call(w);
+		if (c && r == XFER_TOO_LARGE)
+			call_fail(c, CTL_TOO_LARGE, "result exceeds the output limit of %llu KiB",
+				  (unsigned long long)w->type->cfg->limits.output_kb);
+		else if (c)
+			call_fail(c, CTL_INTERNAL, "corrald ran out of memory for the result");
+		worker_abort(w, r == XFER_TOO_LARGE ? "result past output_kb"
+						    : "no memory for its result");
+		break;
+	}
+	}
+}
+
+/* Read and handle one frame from w; false when there was none (or the channel is done). */
+static bool worker_read_frame(struct worker *w)
+{
+	struct frame f;
+	const char *why = NULL;
+
+	int r = frame_recv(w->sock, &f);
+	if (r == -EAGAIN)
+		return false;
+	if (r == 0 || r == -ECONNRESET) {
+		/* The worker closed its channel: it is done. */
+		worker_kill_now(w);
+		return false;
+	}
+	if (r < 0) {
+		worker_violation(w, strerror(-r));
+		return false;
+	}
+	switch (f.hdr.type) {
+	case MSG_HELLO:
+		worker_on_hello(w, &f);
+		break;
+	case MSG_RESULT: {
+		if (!w->call || worker_transition(w->state, WEV_CALL_DONE).action != WA_DONE) {
+			worker_violation(w, "result without a call");
+			break;
+		}
+		enum xfer x = transfer_on_result(w, &f, &why);
+		if (x == XFER_OK)
+			worker_event(w, WEV_CALL_DONE);
+		else
+			worker_after_transfer(w, x, why);
+		break;
+	}
+	case MSG_DOORBELL:
+		if (f.nfds || f.hdr.len) {
+			worker_violation(w, "doorbell with payload");
+			break;
+		}
+		worker_after_transfer(w, transfer_on_doorbell(w, &why), why);
+		break;
+	default:
+		worker_violation(w, "unexpected frame type");
+		break;
+	}
+	frame_close_fds(&f);
+	return true;
+}
+
+/* Frames from a worker: one per wakeup (the loop is level-triggered, and a
+ * worker mostly sends one frame at a time). */
+static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	if (!w->reaped)
+		worker_read_frame(w);
+}
+
+/* The process is gone, but what it sent before it went still counts (a result
+ * then a graceful exit): read its channel to the end while it is still read. */
+static void worker_drain_channel(struct worker *w)
+{
+	for (int n = 0; n < 1024 && event_pending(w->ev_sock, EV_READ, NULL); n++)
+		if (!worker_read_frame(w))
+			break;
+}
+
+/* stdout/stderr readable. */
+static void worker_on_log(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)what;
+	logcap_on_readable(w, fd == w->out_fd ? 1 : 2);
+}
+
+/* The worker's one timer: what it means depends on the state. */
+static void worker_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+
+	switch (w->state) {
+	case W_STARTING:
+		worker_event(w, WEV_START_TIMEOUT);
+		break;
+	case W_IDLE:
+		if (pool_may_reap(w))
+			worker_event(w, WEV_IDLE_TIMEOUT);
+		break;
+	case W_STOPPING:
+		snprintf(w->detail, sizeof(w->detail), "stop timeout");
+		worker_event(w, WEV_STOP_TIMEOUT);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Arm the idle timer (the pool decides when). */
+void worker_arm_idle(struct worker *w, uint64_t ms)
+{
+	event_del(w->timer);
+	if (ms)
+		worker_arm(w, ms);
+}
+
+/* Close every channel and free the worker (after the reap). */
+static void worker_release(struct worker *w)
+{
+	struct daemon *d = w->d;
+	TAILQ_REMOVE(&w->type->workers, w, tentry);
+	TAILQ_REMOVE(&d->workers, w, dentry);
+	event_free(w->ev_sock);
+	event_free(w->ev_out);
+	event_free(w->ev_err);
+	event_free(w->timer);
+	event_free(w->healthy_timer);
+	close(w->sock);
+	if (w->out_fd >= 0)
+		close(w->out_fd);
+	if (w->err_fd >= 0)
+		close(w->err_fd);
+	ring_area_detach(&w->ring);
+	free(w->outbuf[0]);
+	free(w->outbuf[1]);
+	free(w->key);
+	free(w);
+}
+
+/* The process is gone: decide the cause, fail its call, release it, let the pool replace it. */
+static void worker_on_exit(struct worker *w)
+{
+	struct daemon *d = w->d;
+	struct type_rt *t = w->type;
+
+	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->id);
+	enum exit_cause cause = exit_cause_of(w->intent, w->wstatus, oom, t->ns & NS_PID);
+	bool young = !w->ready_ms || now_ms() - w->ready_ms < t->cfg->restart.healthy_ms;
+	bool crash = exit_cause_describe(cause, w->wstatus, t->ns & NS_PID, w->detail, young,
+					 w->reason, sizeof(w->reason)) &&
+		     !d->shutting_down;
+	stats_on_exit(t, crash);
+	log_info("%s worker %llu (pid %d) %s", t->name, (unsigned long long)w->id, (int)w->pid,
+		 w->reason);
+	/* Read what the pipes still hold, then close them. */
+	logcap_flush(w);
+	struct call *c = worker_detach_call(w);
+	if (c)
+		call_fail(c, cause == EXIT_SANDBOX ? CTL_SANDBOX_VIOLATION : CTL_WORKER_CRASHED,
+			  "worker %llu %s during the call", (unsigned long long)w->id, w->reason);
+	struct worker_exit e = {
+	    .id = w->id,
+	    .key = w->key,
+	    .cause = cause,
+	    .crash = crash,
+	    .before_ready = !w->ready_ms,
+	    .reason = w->reason,
+	};
+	pool_worker_unready(w, w->reason);
+	t->nworkers--;
+	d->nworkers--;
+	t->nstate[W_EXITED]--;
+	/* Watchers hear "exited" only after every fd of the worker is closed. */
+	struct worker ghost = {.id = w->id, .pid = w->pid, .type = t, .state = W_EXITED};
+	char reason[sizeof(w->reason)];
+	memcpy(reason, w->reason, sizeof(reason));
+	char *key = w->key;
+	w->key = NULL;
+	e.reason = reason;
+	e.key = key;
+	worker_release(w);
+	server_emit_watch(d, &ghost, reason);
+	pool_worker_exited(t, &e);
+	free(key);
+	daemon_changed(d);
+}
+
+/* SIGCHLD: collect every exited child, then handle each (never inside the waitpid loop). */
+void worker_reap(struct daemon *d)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			break;
+		struct worker *w;
+		TAILQ_FOREACH(w, &d->workers, dentry)
+		if (w->pid == pid && !w->reaped)
+			break;
+		if (!w) {
+			log_debug("reaped unknown child %d", (int)pid);
+			continue;
+		}
+		w->reaped = true;
+		w->wstatus = status;
+		TAILQ_INSERT_TAIL(&d->reaped, w, pentry);
+	}
+	struct worker *w;
+	while ((w = TAILQ_FIRST(&d->reaped))) {
+		TAILQ_REMOVE(&d->reaped, w, pentry);
+		worker_drain_channel(w);
+		worker_event(w, WEV_EXIT);
+	}
+}
