@@ -1,0 +1,1189 @@
+/*
+ * conn.c - libcorral's connection: the socket, request ids, the receive
+ * buffer that splits lines and ties received fds to them, the table of calls
+ * in flight, and the two ways of waiting for replies:
+ *
+ *   blocking  any thread may wait; the first waiter to find nobody reading
+ *             becomes the reader (c->reading), reads without the lock, parses,
+ *             then hands every reply to its pending entry and wakes the others
+ *             (leader/follower).  A writer that finds the socket full reads too,
+ *             so a pipeline never deadlocks against a daemon that stops reading
+ *             until its replies are taken.
+ *   async     the connection's fd is an event on the caller's event_base;
+ *             requests queue in c->outq and replies run callbacks on that loop.
+ *
+ * Received fds are tied to lines through an anchor (a stream offset): corrald
+ * sends an fd with the first sendmsg() of its reply line, the kernel never
+ * merges a message carrying fds with later bytes, so the fd belongs to the last
+ * line that starts inside the chunk it came with (or, when none starts there,
+ * to the line holding the chunk's first byte).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "b64.h"
+#include "conn.h"
+#include "control.h"
+
+#define RBUF_INITIAL  (64u * 1024u)
+#define RBUF_MAX      (CTL_LINE_MAX + 1u + 64u * 1024u)
+#define RECV_FDS      8u
+#define PENDING_FDS   16u
+#define CONNECT_WAIT  10000 /* ms for the version ping at connect */
+#define ASYNC_READS   16    /* reads per readable event, for fairness */
+#define WAIT_SLACK_MS 5000  /* beyond a call's timeout_ms before the library gives up */
+
+/* Monotonic nanoseconds. */
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Milliseconds left until deadline (0: none -> -1, wait forever). */
+static int ms_left(int64_t deadline)
+{
+	if (!deadline)
+		return -1;
+	int64_t left = (deadline - now_ns() + 999999) / 1000000;
+	return left < 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
+}
+
+/* ---- Receive buffer ---------------------------------------------------- */
+
+/* Read one chunk into the buffer; >0 bytes, 0 EOF, -errno, -ETIMEDOUT. */
+int cr_fill(struct corral *c, int timeout_ms)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(RECV_FDS * sizeof(int))];
+	} cbuf;
+	int flags = MSG_CMSG_CLOEXEC;
+
+	if (c->start == c->end) {
+		c->base += c->end;
+		c->start = c->end = c->scan = 0;
+	} else if (c->start > c->cap / 2) {
+		memmove(c->rbuf, c->rbuf + c->start, c->end - c->start);
+		c->base += c->start;
+		c->end -= c->start;
+		c->scan -= c->start;
+		c->start = 0;
+	}
+	if (c->cap - c->end < 4096) {
+		if (c->cap >= RBUF_MAX)
+			return -EMSGSIZE; /* a line longer than the protocol allows */
+		size_t ncap = c->cap * 2 > RBUF_MAX ? RBUF_MAX : c->cap * 2;
+		char *nb = realloc(c->rbuf, ncap);
+		if (!nb)
+			return -ENOMEM;
+		c->rbuf = nb;
+		c->cap = ncap;
+	}
+	if (timeout_ms >= 0) {
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		int r;
+		do
+			r = poll(&p, 1, timeout_ms);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		flags |= MSG_DONTWAIT;
+	}
+	struct iovec iov = {c->rbuf + c->end, c->cap - c->end};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf)};
+	ssize_t n;
+	do
+		n = recvmsg(c->fd, &msg, flags);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	/* Where the fds of this chunk belong: see the file comment. */
+	uint64_t off = c->base + c->end, anchor = off;
+	for (ssize_t i = n - 2; i >= 0; i--)
+		if (c->rbuf[c->end + (size_t)i] == '\n') {
+			anchor = off + (uint64_t)i + 1;
+			break;
+		}
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (c->nfds < PENDING_FDS)
+				c->fds[c->nfds++] = (struct cr_fd){anchor, fd};
+			else
+				close(fd);
+		}
+	}
+	if (msg.msg_flags & MSG_CTRUNC) {
+		/* More fds than we take: they were closed by the kernel. */
+	}
+	c->end += (size_t)n;
+	return (int)n;
+}
+
+/*
+ * The next whole line in the buffer (without its newline), its fd (first one
+ * anchored in it; others closed) or -1.  False when no whole line is there.
+ */
+bool cr_take_line(struct corral *c, const char **ret_line, size_t *ret_len, int *ret_fd)
+{
+	char *nl = memchr(c->rbuf + c->scan, '\n', c->end - c->scan);
+
+	if (!nl) {
+		c->scan = c->end;
+		return false;
+	}
+	size_t at = (size_t)(nl - c->rbuf);
+	uint64_t nlpos = c->base + at;
+	int fd = -1;
+	size_t k = 0;
+	for (size_t i = 0; i < c->nfds; i++) {
+		if (c->fds[i].anchor <= nlpos) {
+			if (fd < 0)
+				fd = c->fds[i].fd;
+			else
+				close(c->fds[i].fd);
+		} else {
+			c->fds[k++] = c->fds[i];
+		}
+	}
+	c->nfds = k;
+	*ret_line = c->rbuf + c->start;
+	*ret_len = at - c->start;
+	*ret_fd = fd;
+	c->start = c->scan = at + 1;
+	return true;
+}
+
+/* ---- Connection ---------------------------------------------------------- */
+
+/* Free everything of c but the pending entries. */
+static void conn_free(struct corral *c)
+{
+	if (c->rev)
+		event_free(c->rev);
+	if (c->wev)
+		event_free(c->wev);
+	while (c->outq) {
+		struct cr_out *o = c->outq;
+		c->outq = o->next;
+		if (o->fd >= 0)
+			close(o->fd);
+		free(o->data);
+		free(o);
+	}
+	for (size_t i = 0; i < c->nfds; i++)
+		close(c->fds[i].fd);
+	json_decref(c->events);
+	if (c->fd >= 0)
+		close(c->fd);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->send_mu);
+	pthread_cond_destroy(&c->cv);
+	free(c->rbuf);
+	free(c->path);
+	free(c);
+}
+
+/* Open the socket at path and set c up; no ping. */
+enum corral_code cr_open(const char *path, struct corral **ret, struct corral_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char def[sizeof(sa.sun_path) + 64];
+
+	if (!path)
+		path = ctl_default_socket(def, sizeof(def));
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(sa.sun_path))
+		return cr_err(err, CORRAL_E_INVALID, ENAMETOOLONG,
+			      "socket path \"%.200s\" is empty or too long", path);
+	memcpy(sa.sun_path, path, n);
+
+	struct corral *c = calloc(1, sizeof(*c));
+	if (!c)
+		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+	c->fd = -1;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->send_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->next_id = 1;
+	c->cap = RBUF_INITIAL;
+	c->rbuf = malloc(c->cap);
+	c->path = strdup(path);
+	if (!c->rbuf || !c->path) {
+		conn_free(c);
+		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+	}
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		int e = errno;
+		conn_free(c);
+		return cr_err(err, CORRAL_E_SYSTEM, e, "socket: %s", strerror(e));
+	}
+	int r;
+	do
+		r = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		int e = errno;
+		enum corral_code code = CORRAL_E_SYSTEM;
+		const char *why = "";
+		conn_free(c);
+		if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR) {
+			code = CORRAL_E_NO_DAEMON;
+			why = " (is corrald running?)";
+		} else if (e == EACCES || e == EPERM) {
+			code = CORRAL_E_PERMISSION_DENIED;
+			why = " (the socket's mode or group keeps this user out)";
+		}
+		return cr_err(err, code, e, "cannot connect to %s: %s%s", path, strerror(e), why);
+	}
+	*ret = c;
+	return CORRAL_OK;
+}
+
+/* Parse "MAJ.MIN..." into two numbers; false when not of that shape. */
+static bool parse_version(const char *v, long *maj, long *min)
+{
+	char *end;
+
+	*maj = strtol(v, &end, 10);
+	if (end == v || *end != '.')
+		return false;
+	*min = strtol(end + 1, &end, 10);
+	return true;
+}
+
+CR_EXPORT enum corral_code corral_connect(const char *path, struct corral **ret_conn,
+					  struct corral_error *err)
+{
+	struct corral *c;
+	struct corral_ping p;
+	enum corral_code rc = cr_open(path, &c, err);
+
+	if (rc != CORRAL_OK)
+		return rc;
+	c->connect_wait_ms = CONNECT_WAIT;
+	rc = corral_ping(c, &p, err);
+	c->connect_wait_ms = 0;
+	if (rc != CORRAL_OK) {
+		if (rc == CORRAL_E_DISCONNECTED && err)
+			cr_err(err, CORRAL_E_DISCONNECTED, 0,
+			       "corrald at %s closed the connection before answering", c->path);
+		corral_close(c);
+		return rc;
+	}
+	long lmaj, lmin, dmaj, dmin;
+	snprintf(c->version, sizeof(c->version), "%s", p.version);
+	corral_ping_clear(&p);
+	if (!parse_version(CORRAL_CLIENT_VERSION, &lmaj, &lmin) ||
+	    !parse_version(c->version, &dmaj, &dmin) || lmaj != dmaj ||
+	    (lmaj == 0 && lmin != dmin)) {
+		cr_err(err, CORRAL_E_VERSION, 0,
+		       "corrald at %s speaks version %s, libcorral %s: incompatible", c->path,
+		       c->version, CORRAL_CLIENT_VERSION);
+		corral_close(c);
+		return CORRAL_E_VERSION;
+	}
+	*ret_conn = c;
+	return CORRAL_OK;
+}
+
+CR_EXPORT const char *corral_socket_path(const struct corral *c)
+{
+	return c->path;
+}
+
+CR_EXPORT const char *corral_daemon_version(const struct corral *c)
+{
+	return c->version;
+}
+
+/* Release a pending entry's reply and fd. */
+static void pending_free(struct cr_pending *p)
+{
+	json_decref(p->reply);
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p);
+}
+
+static void unlink_pending(struct corral *c, struct cr_pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		c->head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		c->tail = p->prev;
+	p->prev = p->next = NULL;
+}
+
+CR_EXPORT void corral_close(struct corral *c)
+{
+	if (!c)
+		return;
+	if (c->dispatching) {
+		/* Called from one of its own callbacks: finish after the dispatch. */
+		c->close_requested = true;
+		return;
+	}
+	while (c->head) {
+		struct cr_pending *p = c->head;
+		unlink_pending(c, p);
+		pending_free(p);
+	}
+	conn_free(c);
+}
+
+/* ---- Dispatch -------------------------------------------------------------- */
+
+/* Mark c dead with err (under mu): every pending entry completes with it. */
+static void mark_dead(struct corral *c, enum corral_code code, int e, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void mark_dead(struct corral *c, enum corral_code code, int e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!c->dead) {
+		c->dead = true;
+		if (c->null_err.code != CORRAL_OK) {
+			c->dead_err = c->null_err;
+		} else {
+			c->dead_err.code = code;
+			c->dead_err.sys_errno = e;
+			va_start(ap, fmt);
+			vsnprintf(c->dead_err.message, sizeof(c->dead_err.message), fmt, ap);
+			va_end(ap);
+		}
+	}
+	for (struct cr_pending *p = c->head, *next; p; p = next) {
+		next = p->next;
+		if (p->abandoned) {
+			unlink_pending(c, p);
+			pending_free(p);
+		} else if (!p->done) {
+			p->done = true;
+			p->err = c->dead_err;
+		}
+	}
+	/* Async: the loop reports them (the read event runs the callbacks). */
+	if (c->rev)
+		event_active(c->rev, EV_READ, 0);
+}
+
+/* The pending entry with id (under mu), or NULL. */
+static struct cr_pending *find_pending(struct corral *c, uint64_t id)
+{
+	for (struct cr_pending *p = c->head; p; p = p->next)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+/* A parsed reply line (consumed, with its fd) reaches its pending entry (under mu). */
+static void deliver(struct corral *c, struct cr_reply *r, int fd)
+{
+	if (r->id_null) {
+		/* A connection-level error (permission_denied, too_large): the daemon closes next.
+		 */
+		if (!r->ok && c->null_err.code == CORRAL_OK) {
+			c->null_err.code = r->code;
+			snprintf(c->null_err.message, sizeof(c->null_err.message), "%s",
+				 r->message);
+		}
+		goto drop;
+	}
+	if (r->is_event) {
+		/* Ours only on a stream's connection: queue it for corral_stream_next(). */
+		if (c->events && r->id_valid && r->id == c->stream_id)
+			json_array_append(c->events, json_object_get(r->root, "event"));
+		goto drop;
+	}
+	if (!r->id_valid)
+		goto drop;
+	struct cr_pending *p = find_pending(c, r->id);
+	if (!p || p->done)
+		goto drop;
+	if (p->abandoned) {
+		/* Its waiter gave up: the late reply ends it here. */
+		unlink_pending(c, p);
+		pending_free(p);
+		goto drop;
+	}
+	p->done = true;
+	if (r->ok) {
+		p->reply = r->root;
+		r->root = NULL;
+		p->fd = fd;
+		fd = -1;
+	} else {
+		p->err.code = r->code;
+		p->err.sys_errno = 0;
+		snprintf(p->err.message, sizeof(p->err.message), "%s", r->message);
+	}
+drop:
+	if (fd >= 0)
+		close(fd);
+	cr_reply_clear(r);
+}
+
+/* Parsed lines handed from the reader to deliver(). */
+struct parsed {
+	struct cr_reply r;
+	int fd;
+};
+
+/*
+ * Split every whole line in the buffer and parse it (reader only, no lock);
+ * returns how many went into out (grown as needed).  A line that is not a
+ * reply is dropped: the daemon never writes one, and nothing else should.
+ */
+static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
+{
+	const char *line;
+	size_t len, n = 0;
+	int fd;
+
+	while (cr_take_line(c, &line, &len, &fd)) {
+		struct cr_reply r;
+		if (cr_parse_reply(line, len, &r, NULL) != CORRAL_OK) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		if (n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 16;
+			struct parsed *np = realloc(*out, ncap * sizeof(*np));
+			if (!np) {
+				cr_reply_clear(&r);
+				if (fd >= 0)
+					close(fd);
+				continue;
+			}
+			*out = np;
+			*cap = ncap;
+		}
+		(*out)[n++] = (struct parsed){r, fd};
+	}
+	return n;
+}
+
+/*
+ * One read as the reader (c->reading held by us, mu not held): then, under
+ * mu, deliver what came.  timeout_ms as for cr_fill.  Returns with mu held.
+ */
+static void read_and_deliver(struct corral *c, int timeout_ms)
+{
+	struct parsed *out = NULL;
+	size_t cap = 0;
+	int n = cr_fill(c, timeout_ms);
+	size_t np = n > 0 ? parse_lines(c, &out, &cap) : 0;
+
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < np; i++)
+		deliver(c, &out[i].r, out[i].fd);
+	free(out);
+	if (n == 0)
+		mark_dead(c, CORRAL_E_DISCONNECTED, 0, "corrald closed the connection (%s)",
+			  c->path);
+	else if (n == -EMSGSIZE)
+		mark_dead(c, CORRAL_E_PROTOCOL, 0, "a reply line from corrald exceeds %u bytes",
+			  CTL_LINE_MAX);
+	else if (n < 0 && n != -ETIMEDOUT)
+		mark_dead(c, n == -ECONNRESET ? CORRAL_E_DISCONNECTED : CORRAL_E_SYSTEM, -n,
+			  "read from corrald: %s", strerror(-n));
+}
+
+enum corral_code cr_pump(struct corral *c, int timeout_ms, struct corral_error *err)
+{
+	enum corral_code rc = CORRAL_OK;
+
+	pthread_mutex_lock(&c->mu);
+	if (!c->dead) {
+		pthread_mutex_unlock(&c->mu);
+		read_and_deliver(c, timeout_ms);
+	}
+	if (c->dead)
+		rc = cr_err_copy(err, &c->dead_err);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+/*
+ * Wait (blocking mode) until p is done or deadline (0: none) passes; mu held
+ * on entry and on return.  False on timeout.
+ */
+static bool wait_done(struct corral *c, struct cr_pending *p, int64_t deadline)
+{
+	while (!p->done) {
+		if (c->dead) {
+			p->done = true;
+			p->err = c->dead_err;
+			break;
+		}
+		if (deadline && now_ns() >= deadline)
+			return false;
+		if (!c->reading) {
+			c->reading = true;
+			pthread_mutex_unlock(&c->mu);
+			read_and_deliver(c, deadline ? ms_left(deadline) : -1);
+			c->reading = false;
+			pthread_cond_broadcast(&c->cv);
+		} else if (deadline) {
+			/* cv runs on CLOCK_MONOTONIC (cr_open), like deadline. */
+			struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
+					      .tv_nsec = (long)(deadline % 1000000000)};
+			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+		} else {
+			pthread_cond_wait(&c->cv, &c->mu);
+		}
+	}
+	return true;
+}
+
+/* ---- Sending --------------------------------------------------------------- */
+
+/*
+ * The socket is full (blocking mode): wait until it takes more, reading
+ * replies meanwhile when nobody else does.  -errno on a dead connection.
+ */
+static int wait_writable(struct corral *c)
+{
+	bool reader = false;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->dead) {
+		pthread_mutex_unlock(&c->mu);
+		return -EPIPE;
+	}
+	if (!c->reading)
+		reader = c->reading = true;
+	pthread_mutex_unlock(&c->mu);
+	struct pollfd p = {.fd = c->fd, .events = POLLOUT | (reader ? POLLIN : 0)};
+	int r = poll(&p, 1, 1000);
+	if (reader) {
+		if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+			read_and_deliver(c, 0);
+		else
+			pthread_mutex_lock(&c->mu);
+		c->reading = false;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return 0;
+}
+
+/* Send one whole line (ending in '\n') with fd (>= 0) on its first byte; blocking mode. */
+static enum corral_code send_line(struct corral *c, const char *line, size_t len, int fd,
+				  struct corral_error *err)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	size_t sent = 0;
+	enum corral_code rc = CORRAL_OK;
+
+	pthread_mutex_lock(&c->send_mu);
+	while (sent < len) {
+		struct iovec iov = {(char *)line + sent, len - sent};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (sent == 0 && fd >= 0) {
+			memset(&cbuf, 0, sizeof(cbuf));
+			msg.msg_control = cbuf.b;
+			msg.msg_controllen = sizeof(cbuf.b);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		}
+		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wait_writable(c) == 0)
+				continue;
+			errno = EPIPE;
+		}
+		int e = errno;
+		pthread_mutex_lock(&c->mu);
+		if (sent > 0 || !c->dead)
+			/* Half a line on the wire poisons the stream for everyone. */
+			mark_dead(c, CORRAL_E_DISCONNECTED, e, "write to corrald at %s: %s",
+				  c->path, strerror(e));
+		rc = cr_err_copy(err, &c->dead_err);
+		pthread_mutex_unlock(&c->mu);
+		break;
+	}
+	pthread_mutex_unlock(&c->send_mu);
+	return rc;
+}
+
+/* Try to write the async queue; arm the write event for what is left. */
+static void flush_outq(struct corral *c)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+
+	while (c->outq && !c->dead) {
+		struct cr_out *o = c->outq;
+		struct iovec iov = {o->data + o->off, o->len - o->off};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (o->off == 0 && o->fd >= 0) {
+			memset(&cbuf, 0, sizeof(cbuf));
+			msg.msg_control = cbuf.b;
+			msg.msg_controllen = sizeof(cbuf.b);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &o->fd, sizeof(int));
+		}
+		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_add(c->wev, NULL);
+			return;
+		}
+		if (n <= 0) {
+			int e = n < 0 ? errno : EPIPE;
+			mark_dead(c, CORRAL_E_DISCONNECTED, e, "write to corrald at %s: %s",
+				  c->path, strerror(e));
+			return;
+		}
+		if (o->fd >= 0) {
+			close(o->fd);
+			o->fd = -1;
+		}
+		o->off += (size_t)n;
+		if (o->off == o->len) {
+			c->outq = o->next;
+			if (!c->outq)
+				c->outq_tail = NULL;
+			free(o->data);
+			free(o);
+		}
+	}
+}
+
+/* Run the callbacks of every finished async entry (mu not held, loop thread). */
+static void run_callbacks(struct corral *c)
+{
+	c->dispatching++;
+	for (;;) {
+		struct cr_pending *p = c->head;
+		while (p && !p->done)
+			p = p->next;
+		if (!p)
+			break;
+		unlink_pending(c, p);
+		if (c->close_requested) {
+			pending_free(p);
+			continue;
+		}
+		cr_complete(p);
+		pending_free(p);
+	}
+	c->dispatching--;
+}
+
+/* The event_base saw the socket readable (or writable). */
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct corral *c = arg;
+
+	(void)fd;
+	if (what & EV_WRITE)
+		flush_outq(c);
+	if (what & EV_READ) {
+		for (int i = 0; i < ASYNC_READS && !c->dead; i++) {
+			struct parsed *out = NULL;
+			size_t cap = 0;
+			int n = cr_fill(c, 0);
+			size_t np = n > 0 ? parse_lines(c, &out, &cap) : 0;
+			for (size_t k = 0; k < np; k++)
+				deliver(c, &out[k].r, out[k].fd);
+			free(out);
+			if (n == -ETIMEDOUT)
+				break;
+			if (n == 0)
+				mark_dead(c, CORRAL_E_DISCONNECTED, 0,
+					  "corrald closed the connection (%s)", c->path);
+			else if (n < 0)
+				mark_dead(c,
+					  n == -EMSGSIZE     ? CORRAL_E_PROTOCOL
+					  : n == -ECONNRESET ? CORRAL_E_DISCONNECTED
+							     : CORRAL_E_SYSTEM,
+					  -n, "read from corrald: %s",
+					  n == -EMSGSIZE ? "reply line too long" : strerror(-n));
+		}
+	}
+	if (c->dead) {
+		event_del(c->rev);
+		event_del(c->wev);
+	}
+	run_callbacks(c);
+	if (c->close_requested && !c->dispatching) {
+		c->close_requested = false;
+		corral_close(c);
+	}
+}
+
+/* Make c asynchronous on base (first async use); false when it cannot be. */
+static enum corral_code go_async(struct corral *c, struct event_base *base,
+				 struct corral_error *err)
+{
+	if (c->evbase == base)
+		return CORRAL_OK;
+	if (c->evbase)
+		return cr_err(err, CORRAL_E_INVALID, 0,
+			      "connection already belongs to another event_base");
+	pthread_mutex_lock(&c->mu);
+	bool busy = c->head != NULL || c->reading;
+	pthread_mutex_unlock(&c->mu);
+	if (busy)
+		return cr_err(err, CORRAL_E_INVALID, 0,
+			      "blocking calls are in flight on this connection");
+	if (evutil_make_socket_nonblocking(c->fd) < 0)
+		return cr_err(err, CORRAL_E_SYSTEM, errno, "fcntl: %s", strerror(errno));
+	c->rev = event_new(base, c->fd, EV_READ | EV_PERSIST, on_event, c);
+	c->wev = event_new(base, c->fd, EV_WRITE, on_event, c);
+	if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		c->rev = c->wev = NULL;
+		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "cannot add the connection to the loop");
+	}
+	c->evbase = base;
+	return CORRAL_OK;
+}
+
+/* ---- Requests ---------------------------------------------------------------- */
+
+/*
+ * Register a request: give it an id, add it to the table, send it.  req is an
+ * object without "id" (consumed); fd rides along (closed when close_fd).
+ * Blocking mode unless base; returns the entry (blocking) for waiting.
+ */
+enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *req, int fd,
+			   bool close_fd, struct cr_pending *tmpl, struct cr_pending **ret,
+			   struct corral_error *err)
+{
+	enum corral_code rc = CORRAL_OK;
+	struct cr_pending *p = NULL;
+	char *line = NULL;
+
+	if (!req) {
+		rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (base) {
+		if ((rc = go_async(c, base, err)) != CORRAL_OK)
+			goto out;
+	} else if (c->evbase) {
+		rc = cr_err(err, CORRAL_E_INVALID, 0,
+			    "connection is asynchronous: use the _async functions");
+		goto out;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (tmpl)
+		*p = *tmpl;
+	p->conn = c;
+	p->fd = -1;
+	p->reply = NULL;
+	p->prev = p->next = NULL;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->dead) {
+		rc = cr_err_copy(err, &c->dead_err);
+		pthread_mutex_unlock(&c->mu);
+		goto out;
+	}
+	p->id = c->next_id++;
+	pthread_mutex_unlock(&c->mu);
+	if (json_object_set_new(req, "id", json_integer((json_int_t)p->id)) < 0) {
+		rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		goto out;
+	}
+	line = json_dumps(req, JSON_COMPACT);
+	if (!line) {
+		rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t len = strlen(line);
+	if (len > CTL_LINE_MAX) {
+		rc = cr_err(err, CORRAL_E_TOO_LARGE, 0, "request line of %zu bytes exceeds %u", len,
+			    CTL_LINE_MAX);
+		goto out;
+	}
+	line[len] = '\n'; /* json_dumps's NUL becomes the newline */
+
+	pthread_mutex_lock(&c->mu);
+	p->prev = c->tail;
+	if (c->tail)
+		c->tail->next = p;
+	else
+		c->head = p;
+	c->tail = p;
+	pthread_mutex_unlock(&c->mu);
+
+	if (base) {
+		struct cr_out *o = malloc(sizeof(*o));
+		if (!o) {
+			unlink_pending(c, p);
+			rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+			goto out;
+		}
+		*o = (struct cr_out){.data = line, .len = len + 1, .fd = -1};
+		line = NULL;
+		if (fd >= 0) {
+			o->fd = close_fd ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+			close_fd = false;
+			fd = -1;
+		}
+		if (c->outq_tail)
+			c->outq_tail->next = o;
+		else
+			c->outq = o;
+		c->outq_tail = o;
+		flush_outq(c);
+		p = NULL; /* the table owns it; its callback reports */
+	} else {
+		rc = send_line(c, line, len + 1, fd, err);
+		if (rc != CORRAL_OK) {
+			pthread_mutex_lock(&c->mu);
+			unlink_pending(c, p);
+			pthread_mutex_unlock(&c->mu);
+			goto out;
+		}
+		*ret = p;
+		p = NULL;
+	}
+out:
+	if (close_fd && fd >= 0)
+		close(fd);
+	free(line);
+	json_decref(req);
+	free(p);
+	return rc;
+}
+
+/*
+ * Wait for p's reply (blocking mode) and free p: *ret_reply the ok reply,
+ * *ret_fd its fd; or the error.  wait_ms > 0 bounds the wait.
+ */
+enum corral_code cr_wait(struct cr_pending *p, int wait_ms, json_t **ret_reply, int *ret_fd,
+			 struct corral_error *err)
+{
+	struct corral *c = p->conn;
+	enum corral_code rc;
+	int64_t deadline = 0;
+
+	if (wait_ms <= 0 && c->connect_wait_ms)
+		wait_ms = c->connect_wait_ms;
+	if (wait_ms > 0)
+		deadline = now_ns() + (int64_t)wait_ms * 1000000;
+	pthread_mutex_lock(&c->mu);
+	if (!wait_done(c, p, deadline)) {
+		/* Leave it in the table: its late reply (or the close) frees it. */
+		p->abandoned = true;
+		pthread_mutex_unlock(&c->mu);
+		return cr_err(err, CORRAL_E_CLIENT_TIMEOUT, ETIMEDOUT,
+			      "no reply from corrald within %d ms", wait_ms);
+	}
+	unlink_pending(c, p);
+	pthread_mutex_unlock(&c->mu);
+	if (p->reply) {
+		*ret_reply = p->reply;
+		p->reply = NULL;
+		if (ret_fd) {
+			*ret_fd = p->fd;
+			p->fd = -1;
+		}
+		rc = CORRAL_OK;
+	} else {
+		rc = cr_err_copy(err, &p->err);
+	}
+	pending_free(p);
+	return rc;
+}
+
+/* Milliseconds the library waits for a call: see struct corral_call_opts. */
+static int call_wait_ms(const struct corral_call_opts *o)
+{
+	if (!o)
+		return 0;
+	if (o->wait_ms > 0)
+		return o->wait_ms;
+	if (o->timeout_ms > 0)
+		return o->timeout_ms + WAIT_SLACK_MS;
+	return 0;
+}
+
+/* A sealed memfd holding len bytes of data; -1 with err filled. */
+static int sealed_memfd(const void *data, size_t len, struct corral_error *err)
+{
+	int fd = memfd_create("corral-payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0) {
+		cr_err(err, CORRAL_E_SYSTEM, errno, "memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, (const char *)data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			close(fd);
+			cr_err(err, CORRAL_E_SYSTEM, e, "write payload memfd: %s", strerror(e));
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int e = errno;
+		close(fd);
+		cr_err(err, CORRAL_E_SYSTEM, e, "seal payload memfd: %s", strerror(e));
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Build a call request; *ret_fd the fd to send (-1 none), *ret_close whether
+ * it is ours to close.
+ */
+static enum corral_code build_call(const char *type, const void *data, size_t len,
+				   const struct corral_call_opts *o, json_t **ret_req, int *ret_fd,
+				   bool *ret_close, struct corral_error *err)
+{
+	json_t *req, *s = NULL;
+
+	*ret_fd = -1;
+	*ret_close = false;
+	if (!type)
+		return cr_err(err, CORRAL_E_INVALID, EINVAL, "call without a type");
+	if (!data && len)
+		return cr_err(err, CORRAL_E_INVALID, EINVAL, "call with NULL data of length %zu",
+			      len);
+	req = json_pack("{s:s, s:s}", "cmd", ctl_commands[CTL_CMD_CALL].name, "type", type);
+	if (!req)
+		return cr_err(err, CORRAL_E_INVALID, EINVAL, "type is not valid UTF-8");
+	if (o && o->key && json_object_set_new(req, "key", json_string(o->key)) < 0)
+		goto inval_key;
+	if (o && o->timeout_ms > 0)
+		json_object_set_new(req, "timeout_ms", json_integer(o->timeout_ms));
+	if (o && o->payload_fd > 0) {
+		*ret_fd = o->payload_fd;
+	} else if (len > CORRAL_INLINE_MAX || (o && (o->flags & CORRAL_CALL_FD))) {
+		*ret_fd = sealed_memfd(data, len, err);
+		if (*ret_fd < 0) {
+			json_decref(req);
+			return err ? err->code : CORRAL_E_SYSTEM;
+		}
+		*ret_close = true;
+	} else if ((s = json_stringn(len ? data : "", len))) {
+		json_object_set_new(req, "payload", s);
+	} else {
+		char *b = b64_encode(data, len);
+		if (!b || json_object_set_new(req, "payload_b64", json_string(b)) < 0) {
+			free(b);
+			json_decref(req);
+			return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		}
+		free(b);
+	}
+	if (*ret_fd >= 0)
+		json_object_set_new(req, "payload_fd", json_true());
+	*ret_req = req;
+	return CORRAL_OK;
+inval_key:
+	json_decref(req);
+	return cr_err(err, CORRAL_E_INVALID, EINVAL, "key is not valid UTF-8");
+}
+
+CR_EXPORT enum corral_code corral_call_start(struct corral *c, const char *type, const void *data,
+					     size_t len, const struct corral_call_opts *o,
+					     struct corral_pending **ret_pending,
+					     struct corral_error *err)
+{
+	json_t *req;
+	int fd;
+	bool close_fd;
+	struct cr_pending *p, tmpl = {.is_call = true, .wait_ms = call_wait_ms(o)};
+	enum corral_code rc = build_call(type, data, len, o, &req, &fd, &close_fd, err);
+
+	if (rc != CORRAL_OK)
+		return rc;
+	rc = cr_submit(c, NULL, req, fd, close_fd, &tmpl, &p, err);
+	if (rc == CORRAL_OK)
+		*ret_pending = (struct corral_pending *)p;
+	return rc;
+}
+
+CR_EXPORT enum corral_code corral_call_wait(struct corral_pending *pending,
+					    struct corral_result **ret_result,
+					    struct corral_error *err)
+{
+	struct cr_pending *p = (struct cr_pending *)pending;
+	json_t *reply;
+	int fd = -1;
+	enum corral_code rc = cr_wait(p, p->wait_ms, &reply, &fd, err);
+
+	if (rc != CORRAL_OK)
+		return rc;
+	rc = cr_result_from(reply, fd, ret_result, err);
+	json_decref(reply);
+	return rc;
+}
+
+CR_EXPORT enum corral_code corral_call(struct corral *c, const char *type, const void *data,
+				       size_t len, const struct corral_call_opts *o,
+				       struct corral_result **ret_result, struct corral_error *err)
+{
+	struct corral_pending *p;
+	enum corral_code rc = corral_call_start(c, type, data, len, o, &p, err);
+
+	if (rc != CORRAL_OK)
+		return rc;
+	return corral_call_wait(p, ret_result, err);
+}
+
+/* Report a finished async entry to its callback (loop thread). */
+void cr_complete(struct cr_pending *p)
+{
+	struct corral_error e = p->err;
+
+	if (p->abandoned)
+		return;
+	if (p->is_call) {
+		struct corral_result *res = NULL;
+		if (p->reply) {
+			int fd = p->fd;
+			p->fd = -1;
+			if (cr_result_from(p->reply, fd, &res, &e) != CORRAL_OK)
+				res = NULL;
+		}
+		if (p->call_cb)
+			p->call_cb(res, res ? NULL : &e, p->arg);
+		else
+			corral_result_free(res);
+	} else if (p->command_cb) {
+		json_t *r = p->reply;
+		p->reply = NULL;
+		p->command_cb(r, r ? NULL : &e, p->arg);
+	}
+}
+
+CR_EXPORT enum corral_code corral_call_async(struct corral *c, struct event_base *base,
+					     const char *type, const void *data, size_t len,
+					     const struct corral_call_opts *o, corral_call_cb cb,
+					     void *arg, struct corral_error *err)
+{
+	json_t *req;
+	int fd;
+	bool close_fd;
+	struct cr_pending tmpl = {.is_call = true, .call_cb = cb, .arg = arg};
+
+	if (!base)
+		return cr_err(err, CORRAL_E_INVALID, EINVAL, "async call without an event_base");
+	enum corral_code rc = build_call(type, data, len, o, &req, &fd, &close_fd, err);
+	if (rc != CORRAL_OK)
+		return rc;
+	return cr_submit(c, base, req, fd, close_fd, &tmpl, NULL, err);
+}
+
+/* A request object for cmd with a copy of args' members. */
+static json_t *command_req(const char *cmd, json_t *args)
+{
+	json_t *req = json_pack("{s:s}", "cmd", cmd);
+
+	if (req && args && json_object_update(req, args) < 0) {
+		json_decref(req);
+		return NULL;
+	}
+	if (req && args)
+		json_object_set_new(req, "cmd", json_string(cmd));
+	return req;
+}
+
+CR_EXPORT enum corral_code corral_command(struct corral *c, const char *cmd, json_t *args,
+					  json_t **ret_reply, struct corral_error *err)
+{
+	struct cr_pending *p;
+	json_t *reply;
+	int fd = -1;
+
+	if (!cmd || (args && !json_is_object(args)))
+		return cr_err(err, CORRAL_E_INVALID, EINVAL,
+			      "command without a name or args not an object");
+	enum corral_code rc = cr_submit(c, NULL, command_req(cmd, args), -1, false, NULL, &p, err);
+	if (rc != CORRAL_OK)
+		return rc;
+	rc = cr_wait(p, 0, &reply, &fd, err);
+	if (rc != CORRAL_OK)
+		return rc;
+	if (fd >= 0)
+		close(fd);
+	*ret_reply = reply;
+	return CORRAL_OK;
+}
+
+CR_EXPORT enum corral_code corral_command_async(struct corral *c, struct event_base *base,
+						const char *cmd, json_t *args, corral_command_cb cb,
+						void *arg, struct corral_error *err)
+{
+	struct cr_pending tmpl = {.command_cb = cb, .arg = arg};
+
+	if (!base || !cmd || (args && !json_is_object(args)))
+		return cr_err(err, CORRAL_E_INVALID, EINVAL,
+			      "async command without a base or a name");
+	return cr_submit(c, base, command_req(cmd, args), -1, false, &tmpl, NULL, err);
+}
