@@ -411,9 +411,37 @@ static struct cr_pending *find_pending(struct corral *c, uint64_t id)
 	return NULL;
 }
 
-/* A parsed reply line (consumed, with its fd) reaches its pending entry (under mu). */
-static void deliver(struct corral *c, struct cr_reply *r, int fd)
+/*
+ * A line that broke the protocol (bad: its message) fails the call it answers;
+ * one that answers nothing we can tell poisons the connection: a reply is
+ * lost, and no wait may hang for it.
+ */
+static void deliver_bad(struct corral *c, const struct cr_reply *r, const char *bad)
 {
+	struct cr_pending *p = r->id_valid ? find_pending(c, r->id) : NULL;
+
+	if (!p) {
+		mark_dead(c, CORRAL_E_PROTOCOL, 0, "corrald at %s broke the protocol: %s", c->path,
+			  bad);
+		return;
+	}
+	if (p->abandoned) {
+		unlink_pending(c, p);
+		pending_free(p);
+	} else if (!p->done) {
+		p->done = true;
+		cr_err(&p->err, CORRAL_E_PROTOCOL, 0, "corrald's reply broke the protocol: %s",
+		       bad);
+	}
+}
+
+/* A parsed reply line (consumed, with its fd) reaches its pending entry (under mu). */
+static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *bad)
+{
+	if (bad) {
+		deliver_bad(c, r, bad);
+		goto drop;
+	}
 	if (r->id_null) {
 		/* A connection-level error (permission_denied, too_large): the daemon closes next.
 		 */
@@ -462,6 +490,7 @@ drop:
 struct parsed {
 	struct cr_reply r;
 	int fd;
+	char *bad; /* why the line is not a reply (malloc'd), or NULL */
 };
 
 /*
@@ -477,16 +506,16 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 
 	while (cr_take_line(c, &line, &len, &fd)) {
 		struct cr_reply r;
-		if (cr_parse_reply(line, len, &r, NULL) != CORRAL_OK) {
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
+		struct corral_error e;
+		char *bad = NULL;
+		if (cr_parse_reply(line, len, &r, &e) != CORRAL_OK)
+			bad = strdup(e.message);
 		if (n == *cap) {
 			size_t ncap = *cap ? *cap * 2 : 16;
 			struct parsed *np = realloc(*out, ncap * sizeof(*np));
 			if (!np) {
 				cr_reply_clear(&r);
+				free(bad);
 				if (fd >= 0)
 					close(fd);
 				continue;
@@ -494,7 +523,7 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 			*out = np;
 			*cap = ncap;
 		}
-		(*out)[n++] = (struct parsed){r, fd};
+		(*out)[n++] = (struct parsed){r, fd, bad};
 	}
 	return n;
 }
@@ -511,8 +540,10 @@ static void read_and_deliver(struct corral *c, int timeout_ms)
 	size_t np = n > 0 ? parse_lines(c, &out, &cap) : 0;
 
 	pthread_mutex_lock(&c->mu);
-	for (size_t i = 0; i < np; i++)
-		deliver(c, &out[i].r, out[i].fd);
+	for (size_t i = 0; i < np; i++) {
+		deliver(c, &out[i].r, out[i].fd, out[i].bad);
+		free(out[i].bad);
+	}
 	free(out);
 	if (n == 0)
 		mark_dead(c, CORRAL_E_DISCONNECTED, 0, "corrald closed the connection (%s)",
@@ -642,7 +673,27 @@ static enum corral_code send_line(struct corral *c, const char *line, size_t len
 			errno = EPIPE;
 		}
 		int e = errno;
+		/*
+		 * The daemon may have closed after writing why (permission_denied with
+		 * id null, sent at accept): read what is there so the error says so.
+		 */
 		pthread_mutex_lock(&c->mu);
+		bool reader = !c->reading && !c->dead;
+		if (reader)
+			c->reading = true;
+		pthread_mutex_unlock(&c->mu);
+		for (int k = 0; reader && k < 16; k++) {
+			read_and_deliver(c, 0);
+			bool stop = c->dead;
+			pthread_mutex_unlock(&c->mu);
+			if (stop)
+				break;
+		}
+		pthread_mutex_lock(&c->mu);
+		if (reader) {
+			c->reading = false;
+			pthread_cond_broadcast(&c->cv);
+		}
 		if (sent > 0 || !c->dead)
 			/* Half a line on the wire poisons the stream for everyone. */
 			mark_dead(c, CORRAL_E_DISCONNECTED, e, "write to corrald at %s: %s",
@@ -740,8 +791,10 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 			size_t cap = 0;
 			int n = cr_fill(c, 0);
 			size_t np = n > 0 ? parse_lines(c, &out, &cap) : 0;
-			for (size_t k = 0; k < np; k++)
-				deliver(c, &out[k].r, out[k].fd);
+			for (size_t k = 0; k < np; k++) {
+				deliver(c, &out[k].r, out[k].fd, out[k].bad);
+				free(out[k].bad);
+			}
 			free(out);
 			if (n == -ETIMEDOUT)
 				break;

@@ -31,7 +31,8 @@ struct cr_reply {
 /*
  * Parse one line (no newline) into r.  CORRAL_E_PROTOCOL for anything that is
  * not an object with a usable id, an "ok" boolean (or an "event" object), and
- * for an error without a code string; r->root is then NULL.
+ * for an error without a code string; r->root is then NULL, but r->id_valid
+ * and r->id still say which request it answered when that much was readable.
  */
 enum corral_code cr_parse_reply(const char *line, size_t len, struct cr_reply *r,
 				struct corral_error *err);

@@ -85,6 +85,15 @@ void cr_reply_clear(struct cr_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* A broken reply whose id was readable: keep the id, drop the rest. */
+static void keep_id_only(struct cr_reply *r)
+{
+	json_decref(r->root);
+	r->root = NULL;
+	r->is_event = r->ok = false;
+	r->message = NULL;
+}
+
 enum corral_code cr_parse_reply(const char *line, size_t len, struct cr_reply *r,
 				struct corral_error *err)
 {
@@ -114,7 +123,7 @@ enum corral_code cr_parse_reply(const char *line, size_t len, struct cr_reply *r
 	ev = json_object_get(root, "event");
 	if (ev) {
 		if (!json_is_object(ev)) {
-			cr_reply_clear(r);
+			keep_id_only(r);
 			return cr_err(err, CORRAL_E_PROTOCOL, 0, "event is not an object");
 		}
 		r->is_event = true;
@@ -122,7 +131,7 @@ enum corral_code cr_parse_reply(const char *line, size_t len, struct cr_reply *r
 	}
 	ok = json_object_get(root, "ok");
 	if (!json_is_boolean(ok)) {
-		cr_reply_clear(r);
+		keep_id_only(r);
 		return cr_err(err, CORRAL_E_PROTOCOL, 0, "reply without an \"ok\" boolean");
 	}
 	r->ok = json_is_true(ok);
@@ -131,7 +140,7 @@ enum corral_code cr_parse_reply(const char *line, size_t len, struct cr_reply *r
 	e = json_object_get(root, "error");
 	const char *code = jstr(e, "code");
 	if (!code) {
-		cr_reply_clear(r);
+		keep_id_only(r);
 		return cr_err(err, CORRAL_E_PROTOCOL, 0, "error reply without a code");
 	}
 	enum ctl_code c = ctl_code_parse(code);
