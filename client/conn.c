@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -188,6 +190,8 @@ static void conn_free(struct corral *c)
 		event_free(c->rev);
 	if (c->wev)
 		event_free(c->wev);
+	if (c->tev)
+		event_free(c->tev);
 	while (c->outq) {
 		struct cr_out *o = c->outq;
 		c->outq = o->next;
@@ -635,6 +639,48 @@ static int wait_writable(struct corral *c)
 	return 0;
 }
 
+/*
+ * True when the daemon has read every byte we sent (SIOCOUTQ: our bytes still
+ * in its receive queue).
+ *
+ * Why a line with an fd waits for that: the kernel hands an fd out with the
+ * read that reaches its message, gluing any unread fd-less lines in front of
+ * it; corrald ties the fd to the line holding the first byte of that read.
+ * So a line with an fd must start the daemon's next read, or its fd goes to
+ * an earlier line (and both calls fail).
+ */
+static bool peer_drained(int fd)
+{
+	int q = 0;
+
+	return ioctl(fd, SIOCOUTQ, &q) < 0 || q == 0;
+}
+
+/* Wait (blocking mode) until the daemon has read all we sent, reading replies meanwhile. */
+static void wait_drained(struct corral *c)
+{
+	while (!peer_drained(c->fd)) {
+		pthread_mutex_lock(&c->mu);
+		bool reader = !c->reading && !c->dead;
+		if (reader)
+			c->reading = true;
+		bool dead = c->dead;
+		pthread_mutex_unlock(&c->mu);
+		if (dead)
+			return;
+		if (reader) {
+			/* Our unread replies may be what holds the daemon back. */
+			read_and_deliver(c, 1);
+			c->reading = false;
+			pthread_cond_broadcast(&c->cv);
+			pthread_mutex_unlock(&c->mu);
+		} else {
+			struct timespec ts = {0, 200000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
 /* Send one whole line (ending in '\n') with fd (>= 0) on its first byte; blocking mode. */
 static enum corral_code send_line(struct corral *c, const char *line, size_t len, int fd,
 				  struct corral_error *err)
@@ -647,6 +693,8 @@ static enum corral_code send_line(struct corral *c, const char *line, size_t len
 	enum corral_code rc = CORRAL_OK;
 
 	pthread_mutex_lock(&c->send_mu);
+	if (fd >= 0)
+		wait_drained(c);
 	while (sent < len) {
 		struct iovec iov = {(char *)line + sent, len - sent};
 		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -716,6 +764,12 @@ static void flush_outq(struct corral *c)
 
 	while (c->outq && !c->dead) {
 		struct cr_out *o = c->outq;
+		if (o->off == 0 && o->fd >= 0 && !peer_drained(c->fd)) {
+			/* See peer_drained(): look again in a millisecond. */
+			struct timeval tv = {0, 1000};
+			event_add(c->tev, &tv);
+			return;
+		}
 		struct iovec iov = {o->data + o->off, o->len - o->off};
 		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 		if (o->off == 0 && o->fd >= 0) {
@@ -783,7 +837,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 	struct corral *c = arg;
 
 	(void)fd;
-	if (what & EV_WRITE)
+	if (what & (EV_WRITE | EV_TIMEOUT))
 		flush_outq(c);
 	if (what & EV_READ) {
 		for (int i = 0; i < ASYNC_READS && !c->dead; i++) {
@@ -813,6 +867,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 	if (c->dead) {
 		event_del(c->rev);
 		event_del(c->wev);
+		event_del(c->tev);
 	}
 	run_callbacks(c);
 	if (c->close_requested && !c->dispatching) {
@@ -840,12 +895,15 @@ static enum corral_code go_async(struct corral *c, struct event_base *base,
 		return cr_err(err, CORRAL_E_SYSTEM, errno, "fcntl: %s", strerror(errno));
 	c->rev = event_new(base, c->fd, EV_READ | EV_PERSIST, on_event, c);
 	c->wev = event_new(base, c->fd, EV_WRITE, on_event, c);
-	if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
+	c->tev = event_new(base, -1, 0, on_event, c);
+	if (!c->rev || !c->wev || !c->tev || event_add(c->rev, NULL) < 0) {
 		if (c->rev)
 			event_free(c->rev);
 		if (c->wev)
 			event_free(c->wev);
-		c->rev = c->wev = NULL;
+		if (c->tev)
+			event_free(c->tev);
+		c->rev = c->wev = c->tev = NULL;
 		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "cannot add the connection to the loop");
 	}
 	c->evbase = base;

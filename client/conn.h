@@ -73,7 +73,7 @@ struct corral {
 
 	/* Async mode. */
 	struct event_base *evbase;
-	struct event *rev, *wev;
+	struct event *rev, *wev, *tev; /* read, write, retry timer */
 	struct cr_out *outq, *outq_tail;
 	int dispatching;
 	bool close_requested;

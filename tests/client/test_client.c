@@ -222,7 +222,9 @@ static void *pipeline_thread(void *arg)
 	for (int round = 0; round < 5; round++) {
 		for (int i = 0; i < 50; i++) {
 			int n = snprintf(buf, sizeof(buf), "t%d-%d", a->t, round * 50 + i);
-			if (corral_call_start(a->c, "echo", buf, (size_t)n, NULL, &p[i], NULL))
+			/* Some by memfd: an fd line pipelined behind others keeps its fd. */
+			struct corral_call_opts o = {.flags = i % 10 == 0 ? CORRAL_CALL_FD : 0};
+			if (corral_call_start(a->c, "echo", buf, (size_t)n, &o, &p[i], NULL))
 				return (void *)"start failed";
 		}
 		for (int i = 0; i < 50; i++) {
