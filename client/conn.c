@@ -207,7 +207,7 @@ static void conn_free(struct corral *c)
 		close(c->fd);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->send_mu);
-	pthread_cond_destroy(&c->cv);
+	pthread_condattr_destroy(&c->cvattr);
 	free(c->rbuf);
 	free(c->path);
 	free(c);
@@ -233,11 +233,8 @@ enum corral_code cr_open(const char *path, struct corral **ret, struct corral_er
 	c->fd = -1;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->send_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_condattr_init(&c->cvattr);
+	pthread_condattr_setclock(&c->cvattr, CLOCK_MONOTONIC);
 	c->next_id = 1;
 	c->cap = RBUF_INITIAL;
 	c->rbuf = malloc(c->cap);
@@ -334,6 +331,7 @@ CR_EXPORT const char *corral_daemon_version(const struct corral *c)
 /* Release a pending entry's reply and fd. */
 static void pending_free(struct cr_pending *p)
 {
+	pthread_cond_destroy(&p->cv);
 	json_decref(p->reply);
 	if (p->fd >= 0)
 		close(p->fd);
@@ -372,6 +370,27 @@ CR_EXPORT void corral_close(struct corral *c)
 
 /* ---- Dispatch -------------------------------------------------------------- */
 
+/* p is done (under mu): wake its waiter, if one sleeps on it. */
+static void wake(struct cr_pending *p)
+{
+	if (p->waiting)
+		pthread_cond_signal(&p->cv);
+}
+
+/*
+ * Give up the reader role (under mu) and hand it to one thread still waiting,
+ * so that exactly one sleeper wakes per round, not all (no thundering herd).
+ */
+static void release_reader(struct corral *c)
+{
+	c->reading = false;
+	for (struct cr_pending *q = c->head; q; q = q->next)
+		if (q->waiting && !q->done) {
+			pthread_cond_signal(&q->cv);
+			break;
+		}
+}
+
 /* Mark c dead with err (under mu): every pending entry completes with it. */
 static void mark_dead(struct corral *c, enum corral_code code, int e, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -399,6 +418,7 @@ static void mark_dead(struct corral *c, enum corral_code code, int e, const char
 		} else if (!p->done) {
 			p->done = true;
 			p->err = c->dead_err;
+			wake(p);
 		}
 	}
 	/* Async: the loop reports them (the read event runs the callbacks). */
@@ -436,6 +456,7 @@ static void deliver_bad(struct corral *c, const struct cr_reply *r, const char *
 		p->done = true;
 		cr_err(&p->err, CORRAL_E_PROTOCOL, 0, "corrald's reply broke the protocol: %s",
 		       bad);
+		wake(p);
 	}
 }
 
@@ -474,6 +495,7 @@ static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *ba
 		goto drop;
 	}
 	p->done = true;
+	wake(p);
 	if (r->ok) {
 		p->reply = r->root;
 		r->root = NULL;
@@ -587,22 +609,31 @@ static bool wait_done(struct corral *c, struct cr_pending *p, int64_t deadline)
 			p->err = c->dead_err;
 			break;
 		}
-		if (deadline && now_ns() >= deadline)
+		if (deadline && now_ns() >= deadline) {
+			if (!c->reading)
+				release_reader(c); /* someone else may need to read now */
 			return false;
+		}
 		if (!c->reading) {
 			c->reading = true;
 			pthread_mutex_unlock(&c->mu);
 			read_and_deliver(c, deadline ? ms_left(deadline) : -1);
-			c->reading = false;
-			pthread_cond_broadcast(&c->cv);
-		} else if (deadline) {
-			/* cv runs on CLOCK_MONOTONIC (cr_open), like deadline. */
+			if (p->done)
+				release_reader(c);
+			else
+				c->reading = false; /* we read on: nobody to hand it to */
+			continue;
+		}
+		p->waiting = true;
+		if (deadline) {
+			/* cv runs on CLOCK_MONOTONIC (cr_submit), like deadline. */
 			struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
 					      .tv_nsec = (long)(deadline % 1000000000)};
-			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+			pthread_cond_timedwait(&p->cv, &c->mu, &ts);
 		} else {
-			pthread_cond_wait(&c->cv, &c->mu);
+			pthread_cond_wait(&p->cv, &c->mu);
 		}
+		p->waiting = false;
 	}
 	return true;
 }
@@ -632,8 +663,7 @@ static int wait_writable(struct corral *c)
 			read_and_deliver(c, 0);
 		else
 			pthread_mutex_lock(&c->mu);
-		c->reading = false;
-		pthread_cond_broadcast(&c->cv);
+		release_reader(c);
 		pthread_mutex_unlock(&c->mu);
 	}
 	return 0;
@@ -671,8 +701,7 @@ static void wait_drained(struct corral *c)
 		if (reader) {
 			/* Our unread replies may be what holds the daemon back. */
 			read_and_deliver(c, 1);
-			c->reading = false;
-			pthread_cond_broadcast(&c->cv);
+			release_reader(c);
 			pthread_mutex_unlock(&c->mu);
 		} else {
 			struct timespec ts = {0, 200000};
@@ -739,8 +768,7 @@ static enum corral_code send_line(struct corral *c, const char *line, size_t len
 		}
 		pthread_mutex_lock(&c->mu);
 		if (reader) {
-			c->reading = false;
-			pthread_cond_broadcast(&c->cv);
+			release_reader(c);
 		}
 		if (sent > 0 || !c->dead)
 			/* Half a line on the wire poisons the stream for everyone. */
@@ -948,6 +976,7 @@ enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *re
 	p->fd = -1;
 	p->reply = NULL;
 	p->prev = p->next = NULL;
+	pthread_cond_init(&p->cv, &c->cvattr);
 
 	pthread_mutex_lock(&c->mu);
 	if (c->dead) {
@@ -1020,7 +1049,8 @@ out:
 		close(fd);
 	free(line);
 	json_decref(req);
-	free(p);
+	if (p)
+		pending_free(p);
 	return rc;
 }
 

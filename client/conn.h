@@ -27,9 +27,11 @@ struct cr_pending {
 	bool done;	/* reply or err is in */
 	bool abandoned; /* its waiter gave up (client timeout) */
 	bool is_call;	/* the reply is a call's: a result */
-	int wait_ms;	/* the library's wait bound (0: none) */
-	json_t *reply;	/* ok reply */
-	int fd;		/* fd that came with it, or -1 */
+	bool waiting;	/* a thread sleeps on cv for it */
+	pthread_cond_t cv;
+	int wait_ms;   /* the library's wait bound (0: none) */
+	json_t *reply; /* ok reply */
+	int fd;	       /* fd that came with it, or -1 */
 	struct corral_error err;
 	corral_call_cb call_cb; /* async */
 	corral_command_cb command_cb;
@@ -50,8 +52,8 @@ struct corral {
 	char version[64];
 	int connect_wait_ms;
 
-	pthread_mutex_t mu; /* the table, dead, reading */
-	pthread_cond_t cv;  /* a reader finished a round */
+	pthread_mutex_t mu;	   /* the table, dead, reading */
+	pthread_condattr_t cvattr; /* CLOCK_MONOTONIC, for the entries' cv */
 	pthread_mutex_t send_mu;
 	bool reading; /* a thread owns the receive buffer */
 	bool dead;
