@@ -332,6 +332,7 @@ CR_EXPORT const char *corral_daemon_version(const struct corral *c)
 static void pending_free(struct cr_pending *p)
 {
 	pthread_cond_destroy(&p->cv);
+	cr_flat_clear(&p->flat);
 	json_decref(p->reply);
 	if (p->fd >= 0)
 		close(p->fd);
@@ -460,6 +461,35 @@ static void deliver_bad(struct corral *c, const struct cr_reply *r, const char *
 	}
 }
 
+/* A call's ok reply from the fast path (consumed, with its fd) reaches its entry (under mu). */
+static void deliver_flat(struct corral *c, struct cr_flat *f, int fd)
+{
+	struct cr_pending *p = find_pending(c, f->id);
+
+	if (!p || p->done)
+		goto drop;
+	if (p->abandoned) {
+		unlink_pending(c, p);
+		pending_free(p);
+		goto drop;
+	}
+	p->done = true;
+	wake(p);
+	if (!p->is_call) {
+		cr_err(&p->err, CORRAL_E_PROTOCOL, 0, "a call's reply came for a command");
+		goto drop;
+	}
+	p->flat = *f;
+	p->has_flat = true;
+	memset(f, 0, sizeof(*f));
+	p->fd = fd;
+	fd = -1;
+drop:
+	if (fd >= 0)
+		close(fd);
+	cr_flat_clear(f);
+}
+
 /* A parsed reply line (consumed, with its fd) reaches its pending entry (under mu). */
 static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *bad)
 {
@@ -517,6 +547,8 @@ struct parsed {
 	struct cr_reply r;
 	int fd;
 	char *bad; /* why the line is not a reply (malloc'd), or NULL */
+	bool is_flat;
+	struct cr_flat flat; /* is_flat: a call's ok reply, parsed by the fast path */
 };
 
 /*
@@ -531,16 +563,20 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 	int fd;
 
 	while (cr_take_line(c, &line, &len, &fd)) {
-		struct cr_reply r;
+		struct cr_reply r = {0};
+		struct cr_flat flat;
 		struct corral_error e;
 		char *bad = NULL;
-		if (cr_parse_reply(line, len, &r, &e) != CORRAL_OK)
+		bool is_flat = cr_parse_flat(line, len, &flat) == 0;
+		if (!is_flat && cr_parse_reply(line, len, &r, &e) != CORRAL_OK)
 			bad = strdup(e.message);
 		if (n == *cap) {
 			size_t ncap = *cap ? *cap * 2 : 16;
 			struct parsed *np = realloc(*out, ncap * sizeof(*np));
 			if (!np) {
 				cr_reply_clear(&r);
+				if (is_flat)
+					cr_flat_clear(&flat);
 				free(bad);
 				if (fd >= 0)
 					close(fd);
@@ -549,7 +585,7 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 			*out = np;
 			*cap = ncap;
 		}
-		(*out)[n++] = (struct parsed){r, fd, bad};
+		(*out)[n++] = (struct parsed){r, fd, bad, is_flat, flat};
 	}
 	return n;
 }
@@ -567,7 +603,10 @@ static void read_and_deliver(struct corral *c, int timeout_ms)
 
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < np; i++) {
-		deliver(c, &out[i].r, out[i].fd, out[i].bad);
+		if (out[i].is_flat)
+			deliver_flat(c, &out[i].flat, out[i].fd);
+		else
+			deliver(c, &out[i].r, out[i].fd, out[i].bad);
 		free(out[i].bad);
 	}
 	free(out);
@@ -874,7 +913,10 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 			int n = cr_fill(c, 0);
 			size_t np = n > 0 ? parse_lines(c, &out, &cap) : 0;
 			for (size_t k = 0; k < np; k++) {
-				deliver(c, &out[k].r, out[k].fd, out[k].bad);
+				if (out[k].is_flat)
+					deliver_flat(c, &out[k].flat, out[k].fd);
+				else
+					deliver(c, &out[k].r, out[k].fd, out[k].bad);
 				free(out[k].bad);
 			}
 			free(out);
@@ -941,19 +983,21 @@ static enum corral_code go_async(struct corral *c, struct event_base *base,
 /* ---- Requests ---------------------------------------------------------------- */
 
 /*
- * Register a request: give it an id, add it to the table, send it.  req is an
- * object without "id" (consumed); fd rides along (closed when close_fd).
- * Blocking mode unless base; returns the entry (blocking) for waiting.
+ * Register a request: give it an id, add it to the table, send it.  body is
+ * the request object's text without "id" (malloc'd, consumed; NULL: out of
+ * memory); fd rides along (closed when close_fd).  Blocking mode unless base;
+ * returns the entry (blocking) for waiting.
  */
-enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *req, int fd,
-			   bool close_fd, struct cr_pending *tmpl, struct cr_pending **ret,
-			   struct corral_error *err)
+static enum corral_code submit_body(struct corral *c, struct event_base *base, char *body,
+				    size_t blen, int fd, bool close_fd, struct cr_pending *tmpl,
+				    struct cr_pending **ret, struct corral_error *err)
 {
 	enum corral_code rc = CORRAL_OK;
 	struct cr_pending *p = NULL;
 	char *line = NULL;
+	char idbuf[40];
 
-	if (!req) {
+	if (!body) {
 		rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
 		goto out;
 	}
@@ -986,23 +1030,22 @@ enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *re
 	}
 	p->id = c->next_id++;
 	pthread_mutex_unlock(&c->mu);
-	if (json_object_set_new(req, "id", json_integer((json_int_t)p->id)) < 0) {
-		rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+	/* body is "{...}": its closing brace becomes ,"id":N}\n */
+	int il = snprintf(idbuf, sizeof(idbuf), "%s\"id\":%llu}\n", blen > 2 ? "," : "",
+			  (unsigned long long)p->id);
+	size_t len = blen - 1 + (size_t)il;
+	if (len - 1 > CTL_LINE_MAX) {
+		rc = cr_err(err, CORRAL_E_TOO_LARGE, 0, "request line of %zu bytes exceeds %u",
+			    len - 1, CTL_LINE_MAX);
 		goto out;
 	}
-	line = json_dumps(req, JSON_COMPACT);
+	line = realloc(body, len + 1);
 	if (!line) {
 		rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
 		goto out;
 	}
-	size_t len = strlen(line);
-	if (len > CTL_LINE_MAX) {
-		rc = cr_err(err, CORRAL_E_TOO_LARGE, 0, "request line of %zu bytes exceeds %u", len,
-			    CTL_LINE_MAX);
-		goto out;
-	}
-	line[len] = '\n'; /* json_dumps's NUL becomes the newline */
-
+	body = NULL;
+	memcpy(line + blen - 1, idbuf, (size_t)il + 1);
 	pthread_mutex_lock(&c->mu);
 	p->prev = c->tail;
 	if (c->tail)
@@ -1019,7 +1062,7 @@ enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *re
 			rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
 			goto out;
 		}
-		*o = (struct cr_out){.data = line, .len = len + 1, .fd = -1};
+		*o = (struct cr_out){.data = line, .len = len, .fd = -1};
 		line = NULL;
 		if (fd >= 0) {
 			o->fd = close_fd ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -1034,7 +1077,7 @@ enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *re
 		flush_outq(c);
 		p = NULL; /* the table owns it; its callback reports */
 	} else {
-		rc = send_line(c, line, len + 1, fd, err);
+		rc = send_line(c, line, len, fd, err);
 		if (rc != CORRAL_OK) {
 			pthread_mutex_lock(&c->mu);
 			unlink_pending(c, p);
@@ -1048,10 +1091,20 @@ out:
 	if (close_fd && fd >= 0)
 		close(fd);
 	free(line);
-	json_decref(req);
+	free(body);
 	if (p)
 		pending_free(p);
 	return rc;
+}
+
+enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *req, int fd,
+			   bool close_fd, struct cr_pending *tmpl, struct cr_pending **ret,
+			   struct corral_error *err)
+{
+	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+
+	json_decref(req);
+	return submit_body(c, base, body, body ? strlen(body) : 0, fd, close_fd, tmpl, ret, err);
 }
 
 /*
@@ -1060,6 +1113,12 @@ out:
  */
 enum corral_code cr_wait(struct cr_pending *p, int wait_ms, json_t **ret_reply, int *ret_fd,
 			 struct corral_error *err)
+{
+	return cr_wait_call(p, wait_ms, ret_reply, NULL, ret_fd, err);
+}
+
+enum corral_code cr_wait_call(struct cr_pending *p, int wait_ms, json_t **ret_reply,
+			      struct cr_flat *ret_flat, int *ret_fd, struct corral_error *err)
 {
 	struct corral *c = p->conn;
 	enum corral_code rc;
@@ -1079,7 +1138,16 @@ enum corral_code cr_wait(struct cr_pending *p, int wait_ms, json_t **ret_reply, 
 	}
 	unlink_pending(c, p);
 	pthread_mutex_unlock(&c->mu);
-	if (p->reply) {
+	if (p->has_flat && ret_flat) {
+		*ret_reply = NULL;
+		*ret_flat = p->flat;
+		memset(&p->flat, 0, sizeof(p->flat));
+		if (ret_fd) {
+			*ret_fd = p->fd;
+			p->fd = -1;
+		}
+		rc = CORRAL_OK;
+	} else if (p->reply) {
 		*ret_reply = p->reply;
 		p->reply = NULL;
 		if (ret_fd) {
@@ -1087,6 +1155,8 @@ enum corral_code cr_wait(struct cr_pending *p, int wait_ms, json_t **ret_reply, 
 			p->fd = -1;
 		}
 		rc = CORRAL_OK;
+	} else if (p->has_flat) {
+		rc = cr_err(err, CORRAL_E_PROTOCOL, 0, "a call's reply came for a command");
 	} else {
 		rc = cr_err_copy(err, &p->err);
 	}
@@ -1137,15 +1207,114 @@ static int sealed_memfd(const void *data, size_t len, struct corral_error *err)
 	return fd;
 }
 
+/* A growable text buffer for request lines; oom set once an allocation failed. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+/* Make room for n more bytes. */
+static bool sb_room(struct sbuf *b, size_t n)
+{
+	if (b->oom)
+		return false;
+	if (b->cap - b->len >= n)
+		return true;
+	size_t ncap = b->cap ? b->cap : 256;
+	while (ncap - b->len < n)
+		ncap *= 2;
+	char *np = realloc(b->p, ncap);
+	if (!np) {
+		b->oom = true;
+		return false;
+	}
+	b->p = np;
+	b->cap = ncap;
+	return true;
+}
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (sb_room(b, n)) {
+		memcpy(b->p + b->len, s, n);
+		b->len += n;
+	}
+}
+
+/* Length of the UTF-8 sequence at s (at most n bytes), or 0 when it is not valid UTF-8. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t k;
+	unsigned min, cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		k = 2, min = 0x80, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		k = 3, min = 0x800, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		k = 4, min = 0x10000, cp = c & 0x07;
+	else
+		return 0;
+	if (n < k)
+		return 0;
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k;
+}
+
+/* Append s[0..n) as a JSON string; false when s is not valid UTF-8. */
+static bool sb_jstring(struct sbuf *b, const void *data, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = data;
+	size_t start = b->len;
+
+	if (!sb_room(b, n + 2))
+		return true; /* oom is reported by the caller */
+	b->p[b->len++] = '"';
+	for (size_t i = 0; i < n;) {
+		unsigned char ch = s[i];
+		size_t k = utf8_seq(s + i, n - i);
+		if (k == 0) {
+			b->len = start;
+			return false;
+		}
+		if (ch == '"' || ch == '\\') {
+			char esc[2] = {'\\', (char)ch};
+			sb_put(b, esc, 2);
+		} else if (ch < 0x20) {
+			char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+			sb_put(b, esc, 6);
+		} else {
+			sb_put(b, (const char *)s + i, k);
+		}
+		i += k;
+	}
+	sb_put(b, "\"", 1);
+	return true;
+}
+
 /*
- * Build a call request; *ret_fd the fd to send (-1 none), *ret_close whether
- * it is ours to close.
+ * Build a call request's text (without id) by hand: the commonest request,
+ * kept off jansson's allocations.  *ret_fd the fd to send (-1 none),
+ * *ret_close whether it is ours to close.
  */
 static enum corral_code build_call(const char *type, const void *data, size_t len,
-				   const struct corral_call_opts *o, json_t **ret_req, int *ret_fd,
-				   bool *ret_close, struct corral_error *err)
+				   const struct corral_call_opts *o, char **ret_body,
+				   size_t *ret_blen, int *ret_fd, bool *ret_close,
+				   struct corral_error *err)
 {
-	json_t *req, *s = NULL;
+	struct sbuf b = {0};
+	char num[32];
 
 	*ret_fd = -1;
 	*ret_close = false;
@@ -1154,40 +1323,60 @@ static enum corral_code build_call(const char *type, const void *data, size_t le
 	if (!data && len)
 		return cr_err(err, CORRAL_E_INVALID, EINVAL, "call with NULL data of length %zu",
 			      len);
-	req = json_pack("{s:s, s:s}", "cmd", ctl_commands[CTL_CMD_CALL].name, "type", type);
-	if (!req)
+	sb_put(&b, "{\"cmd\":\"", 8);
+	sb_put(&b, ctl_commands[CTL_CMD_CALL].name, strlen(ctl_commands[CTL_CMD_CALL].name));
+	sb_put(&b, "\",\"type\":", 9);
+	if (!sb_jstring(&b, type, strlen(type))) {
+		free(b.p);
 		return cr_err(err, CORRAL_E_INVALID, EINVAL, "type is not valid UTF-8");
-	if (o && o->key && json_object_set_new(req, "key", json_string(o->key)) < 0)
-		goto inval_key;
+	}
+	if (o && o->key) {
+		sb_put(&b, ",\"key\":", 7);
+		if (!sb_jstring(&b, o->key, strlen(o->key))) {
+			free(b.p);
+			return cr_err(err, CORRAL_E_INVALID, EINVAL, "key is not valid UTF-8");
+		}
+	}
 	if (o && o->timeout_ms > 0)
-		json_object_set_new(req, "timeout_ms", json_integer(o->timeout_ms));
+		sb_put(&b, num,
+		       (size_t)snprintf(num, sizeof(num), ",\"timeout_ms\":%d", o->timeout_ms));
 	if (o && o->payload_fd > 0) {
 		*ret_fd = o->payload_fd;
 	} else if (len > CORRAL_INLINE_MAX || (o && (o->flags & CORRAL_CALL_FD))) {
 		*ret_fd = sealed_memfd(data, len, err);
 		if (*ret_fd < 0) {
-			json_decref(req);
+			free(b.p);
 			return err ? err->code : CORRAL_E_SYSTEM;
 		}
 		*ret_close = true;
-	} else if ((s = json_stringn(len ? data : "", len))) {
-		json_object_set_new(req, "payload", s);
 	} else {
-		char *b = b64_encode(data, len);
-		if (!b || json_object_set_new(req, "payload_b64", json_string(b)) < 0) {
-			free(b);
-			json_decref(req);
-			return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		sb_put(&b, ",\"payload\":", 11);
+		if (!sb_jstring(&b, len ? data : "", len)) {
+			/* Not UTF-8: the bytes go as base64. */
+			char *b64 = b64_encode(data, len);
+			b.len -= 11;
+			sb_put(&b, ",\"payload_b64\":\"", 16);
+			if (b64)
+				sb_put(&b, b64, strlen(b64));
+			else
+				b.oom = true;
+			sb_put(&b, "\"", 1);
+			free(b64);
 		}
-		free(b);
 	}
 	if (*ret_fd >= 0)
-		json_object_set_new(req, "payload_fd", json_true());
-	*ret_req = req;
+		sb_put(&b, ",\"payload_fd\":true", 18);
+	sb_put(&b, "}", 2); /* with its NUL */
+	if (b.oom) {
+		free(b.p);
+		if (*ret_close)
+			close(*ret_fd);
+		*ret_fd = -1;
+		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+	}
+	*ret_body = b.p;
+	*ret_blen = b.len - 1;
 	return CORRAL_OK;
-inval_key:
-	json_decref(req);
-	return cr_err(err, CORRAL_E_INVALID, EINVAL, "key is not valid UTF-8");
 }
 
 CR_EXPORT enum corral_code corral_call_start(struct corral *c, const char *type, const void *data,
@@ -1195,15 +1384,16 @@ CR_EXPORT enum corral_code corral_call_start(struct corral *c, const char *type,
 					     struct corral_pending **ret_pending,
 					     struct corral_error *err)
 {
-	json_t *req;
+	char *body;
+	size_t blen;
 	int fd;
 	bool close_fd;
 	struct cr_pending *p, tmpl = {.is_call = true, .wait_ms = call_wait_ms(o)};
-	enum corral_code rc = build_call(type, data, len, o, &req, &fd, &close_fd, err);
+	enum corral_code rc = build_call(type, data, len, o, &body, &blen, &fd, &close_fd, err);
 
 	if (rc != CORRAL_OK)
 		return rc;
-	rc = cr_submit(c, NULL, req, fd, close_fd, &tmpl, &p, err);
+	rc = submit_body(c, NULL, body, blen, fd, close_fd, &tmpl, &p, err);
 	if (rc == CORRAL_OK)
 		*ret_pending = (struct corral_pending *)p;
 	return rc;
@@ -1214,12 +1404,15 @@ CR_EXPORT enum corral_code corral_call_wait(struct corral_pending *pending,
 					    struct corral_error *err)
 {
 	struct cr_pending *p = (struct cr_pending *)pending;
+	struct cr_flat f;
 	json_t *reply;
 	int fd = -1;
-	enum corral_code rc = cr_wait(p, p->wait_ms, &reply, &fd, err);
+	enum corral_code rc = cr_wait_call(p, p->wait_ms, &reply, &f, &fd, err);
 
 	if (rc != CORRAL_OK)
 		return rc;
+	if (!reply)
+		return cr_result_from_flat(&f, fd, ret_result, err);
 	rc = cr_result_from(reply, fd, ret_result, err);
 	json_decref(reply);
 	return rc;
@@ -1246,11 +1439,17 @@ void cr_complete(struct cr_pending *p)
 		return;
 	if (p->is_call) {
 		struct corral_result *res = NULL;
-		if (p->reply) {
-			int fd = p->fd;
-			p->fd = -1;
+		int fd = p->fd;
+		p->fd = -1;
+		if (p->has_flat) {
+			p->has_flat = false;
+			if (cr_result_from_flat(&p->flat, fd, &res, &e) != CORRAL_OK)
+				res = NULL;
+		} else if (p->reply) {
 			if (cr_result_from(p->reply, fd, &res, &e) != CORRAL_OK)
 				res = NULL;
+		} else if (fd >= 0) {
+			close(fd);
 		}
 		if (p->call_cb)
 			p->call_cb(res, res ? NULL : &e, p->arg);
@@ -1268,17 +1467,18 @@ CR_EXPORT enum corral_code corral_call_async(struct corral *c, struct event_base
 					     const struct corral_call_opts *o, corral_call_cb cb,
 					     void *arg, struct corral_error *err)
 {
-	json_t *req;
+	char *body;
+	size_t blen;
 	int fd;
 	bool close_fd;
 	struct cr_pending tmpl = {.is_call = true, .call_cb = cb, .arg = arg};
 
 	if (!base)
 		return cr_err(err, CORRAL_E_INVALID, EINVAL, "async call without an event_base");
-	enum corral_code rc = build_call(type, data, len, o, &req, &fd, &close_fd, err);
+	enum corral_code rc = build_call(type, data, len, o, &body, &blen, &fd, &close_fd, err);
 	if (rc != CORRAL_OK)
 		return rc;
-	return cr_submit(c, base, req, fd, close_fd, &tmpl, NULL, err);
+	return submit_body(c, base, body, blen, fd, close_fd, &tmpl, NULL, err);
 }
 
 /* A request object for cmd with a copy of args' members. */

@@ -31,7 +31,9 @@ struct cr_pending {
 	pthread_cond_t cv;
 	int wait_ms;   /* the library's wait bound (0: none) */
 	json_t *reply; /* ok reply */
-	int fd;	       /* fd that came with it, or -1 */
+	bool has_flat; /* or: a call's ok reply from the fast path */
+	struct cr_flat flat;
+	int fd; /* fd that came with it, or -1 */
 	struct corral_error err;
 	corral_call_cb call_cb; /* async */
 	corral_command_cb command_cb;
@@ -89,6 +91,9 @@ enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *re
 			   struct corral_error *err);
 enum corral_code cr_wait(struct cr_pending *p, int wait_ms, json_t **ret_reply, int *ret_fd,
 			 struct corral_error *err);
+/* cr_wait for a call: a fast-path reply comes in *ret_flat (*ret_reply NULL). */
+enum corral_code cr_wait_call(struct cr_pending *p, int wait_ms, json_t **ret_reply,
+			      struct cr_flat *ret_flat, int *ret_fd, struct corral_error *err);
 void cr_complete(struct cr_pending *p);
 /* Stream connections: read what comes within timeout_ms and deliver it. */
 enum corral_code cr_pump(struct corral *c, int timeout_ms, struct corral_error *err);

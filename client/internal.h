@@ -51,6 +51,33 @@ enum corral_code cr_err_copy(struct corral_error *err, const struct corral_error
 enum corral_code cr_result_from(const json_t *reply, int fd, struct corral_result **ret,
 				struct corral_error *err);
 
+/* What a call's ok reply says about its result. */
+struct cr_flat {
+	uint64_t id;
+	int64_t worker, duration_us;
+	char *result; /* "result" decoded, or "result_b64"'s text (b64); malloc'd, or NULL */
+	size_t result_len;
+	bool b64;
+	bool result_fd;
+};
+
+/*
+ * The fast path for the commonest line, an ok call reply whose values are all
+ * integers, booleans, null or ASCII strings: {"id":N,"ok":true,"worker":W,
+ * "duration_us":D,"result":"..."}.  0 with f filled (release with
+ * cr_flat_clear), or -1 when the line is anything else, valid or not: then
+ * cr_parse_reply() decides.  Never accepts a line jansson would read otherwise
+ * (fuzz_client.c checks the two against each other).
+ */
+int cr_parse_flat(const char *line, size_t len, struct cr_flat *f);
+/* The same fields from a parsed ok call reply (borrowed). */
+enum corral_code cr_flat_from_json(const json_t *reply, struct cr_flat *f,
+				   struct corral_error *err);
+void cr_flat_clear(struct cr_flat *f);
+/* The result from f (its buffer taken over) and the fd that came with the reply (consumed). */
+enum corral_code cr_result_from_flat(struct cr_flat *f, int fd, struct corral_result **ret,
+				     struct corral_error *err);
+
 /* Typed views of ok replies; reply is consumed (held by ret, or released). */
 enum corral_code cr_ping_from(json_t *reply, struct corral_ping *ret, struct corral_error *err);
 enum corral_code cr_types_from(json_t *reply, struct corral_types *ret, struct corral_error *err);

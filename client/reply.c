@@ -205,44 +205,70 @@ static enum corral_code result_from_fd(struct corral_result *res, int fd, struct
 	return CORRAL_OK;
 }
 
-enum corral_code cr_result_from(const json_t *reply, int fd, struct corral_result **ret,
-				struct corral_error *err)
+void cr_flat_clear(struct cr_flat *f)
+{
+	free(f->result);
+	memset(f, 0, sizeof(*f));
+}
+
+enum corral_code cr_flat_from_json(const json_t *reply, struct cr_flat *f, struct corral_error *err)
+{
+	json_t *s;
+
+	memset(f, 0, sizeof(*f));
+	f->id = (uint64_t)jint(reply, "id", 0);
+	f->worker = jint(reply, "worker", 0);
+	f->duration_us = jint(reply, "duration_us", 0);
+	f->result_fd = json_is_true(json_object_get(reply, "result_fd"));
+	s = json_object_get(reply, "result");
+	if (!json_is_string(s)) {
+		s = json_object_get(reply, "result_b64");
+		f->b64 = json_is_string(s);
+	}
+	if (json_is_string(s)) {
+		f->result_len = json_string_length(s);
+		f->result = malloc(f->result_len + 1);
+		if (!f->result)
+			return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		memcpy(f->result, json_string_value(s), f->result_len);
+		f->result[f->result_len] = 0;
+	}
+	return CORRAL_OK;
+}
+
+enum corral_code cr_result_from_flat(struct cr_flat *f, int fd, struct corral_result **ret,
+				     struct corral_error *err)
 {
 	struct corral_result *res = calloc(1, sizeof(*res));
 	enum corral_code rc = CORRAL_OK;
-	json_t *s;
 
 	if (!res) {
 		if (fd >= 0)
 			close(fd);
+		cr_flat_clear(f);
 		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
 	}
 	res->fd = -1;
-	res->worker = (uint64_t)jint(reply, "worker", 0);
-	res->duration_us = jint(reply, "duration_us", 0);
+	res->worker = (uint64_t)f->worker;
+	res->duration_us = f->duration_us;
 	if (fd >= 0) {
-		if (!json_is_true(json_object_get(reply, "result_fd"))) {
+		if (!f->result_fd) {
 			close(fd);
 			rc = cr_err(err, CORRAL_E_PROTOCOL, 0,
 				    "an fd came with a reply without result_fd");
 		} else {
 			rc = result_from_fd(res, fd, err);
 		}
-	} else if ((s = json_object_get(reply, "result")) && json_is_string(s)) {
-		size_t n = json_string_length(s);
-		res->heap = malloc(n + 1);
-		if (!res->heap) {
-			rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
-		} else {
-			memcpy(res->heap, json_string_value(s), n);
-			res->heap[n] = 0;
-			res->data = res->heap;
-			res->len = n;
-		}
-	} else if ((s = json_object_get(reply, "result_b64")) && json_is_string(s)) {
+	} else if (f->result && !f->b64) {
+		/* Taken over: the inline result costs no copy past the parse. */
+		res->heap = (unsigned char *)f->result;
+		res->data = res->heap;
+		res->len = f->result_len;
+		f->result = NULL;
+	} else if (f->result) {
 		unsigned char *d;
 		size_t n;
-		if (b64_decode(json_string_value(s), json_string_length(s), &d, &n) < 0) {
+		if (b64_decode(f->result, f->result_len, &d, &n) < 0) {
 			rc = cr_err(err, CORRAL_E_PROTOCOL, 0, "result_b64 is not valid base64");
 		} else {
 			res->heap = realloc(d, n + 1);
@@ -255,17 +281,276 @@ enum corral_code cr_result_from(const json_t *reply, int fd, struct corral_resul
 				res->len = n;
 			}
 		}
-	} else if (json_is_true(json_object_get(reply, "result_fd"))) {
+	} else if (f->result_fd) {
 		rc = cr_err(err, CORRAL_E_PROTOCOL, 0, "result_fd without an fd");
 	} else {
 		rc = cr_err(err, CORRAL_E_PROTOCOL, 0, "ok call reply without a result");
 	}
+	cr_flat_clear(f);
 	if (rc != CORRAL_OK) {
 		corral_result_free(res);
 		return rc;
 	}
 	*ret = res;
 	return CORRAL_OK;
+}
+
+enum corral_code cr_result_from(const json_t *reply, int fd, struct corral_result **ret,
+				struct corral_error *err)
+{
+	struct cr_flat f;
+
+	if (cr_flat_from_json(reply, &f, err) != CORRAL_OK) {
+		if (fd >= 0)
+			close(fd);
+		cr_flat_clear(&f);
+		return CORRAL_E_NOMEM;
+	}
+	return cr_result_from_flat(&f, fd, ret, err);
+}
+
+/* ---- The fast path: flat call replies, by hand. */
+
+/* Skip JSON whitespace. */
+static const char *skip_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* Value of one hex digit, or -1. */
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * An ASCII string at p (at its opening quote): decoded into *out (malloc'd,
+ * NUL-terminated) when out is not NULL.  The end (past the closing quote), or
+ * NULL when the string is not plain ASCII with simple escapes.
+ */
+static const char *flat_string(const char *p, const char *e, char **out, size_t *outlen)
+{
+	const char *q;
+	size_t n = 0;
+
+	if (p >= e || *p != '"')
+		return NULL;
+	for (q = p + 1; q < e && *q != '"'; n++) {
+		unsigned char ch = (unsigned char)*q;
+		if (ch < 0x20 || ch >= 0x80)
+			return NULL;
+		if (ch != '\\') {
+			q++;
+			continue;
+		}
+		if (e - q < 2)
+			return NULL;
+		switch (q[1]) {
+		case '"':
+		case '\\':
+		case '/':
+		case 'b':
+		case 'f':
+		case 'n':
+		case 'r':
+		case 't':
+			q += 2;
+			break;
+		case 'u':
+			if (e - q < 6 || hexval(q[2]) != 0 || hexval(q[3]) != 0 ||
+			    hexval(q[4]) < 0 || hexval(q[5]) < 0 || hexval(q[4]) > 7)
+				return NULL; /* only \u0000-\u007f here */
+			q += 6;
+			break;
+		default:
+			return NULL;
+		}
+	}
+	if (q >= e)
+		return NULL;
+	if (out) {
+		char *b = malloc(n + 1), *w = b;
+		if (!b)
+			return NULL;
+		for (const char *r = p + 1; r < q;) {
+			if (*r != '\\') {
+				*w++ = *r++;
+				continue;
+			}
+			switch (r[1]) {
+			case 'b':
+				*w++ = '\b';
+				break;
+			case 'f':
+				*w++ = '\f';
+				break;
+			case 'n':
+				*w++ = '\n';
+				break;
+			case 'r':
+				*w++ = '\r';
+				break;
+			case 't':
+				*w++ = '\t';
+				break;
+			case 'u':
+				*w++ = (char)(hexval(r[4]) * 16 + hexval(r[5]));
+				r += 4;
+				break;
+			default:
+				*w++ = r[1];
+				break;
+			}
+			r += 2;
+		}
+		*w = 0;
+		*out = b;
+		*outlen = n;
+	}
+	return q + 1;
+}
+
+/* An integer (at most 18 digits: no overflow) at p; its end, or NULL. */
+static const char *flat_int(const char *p, const char *e, int64_t *v)
+{
+	bool neg = p < e && *p == '-';
+	int64_t x = 0;
+	int nd = 0;
+
+	if (neg)
+		p++;
+	if (p >= e || *p < '0' || *p > '9' ||
+	    (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9'))
+		return NULL;
+	for (; p < e && *p >= '0' && *p <= '9'; p++, nd++) {
+		if (nd == 18)
+			return NULL;
+		x = x * 10 + (*p - '0');
+	}
+	if (p < e && (*p == '.' || *p == 'e' || *p == 'E'))
+		return NULL;
+	*v = neg ? -x : x;
+	return p;
+}
+
+/* Whether [p, p+n) is the literal lit; its end or NULL. */
+static const char *flat_lit(const char *p, const char *e, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return (size_t)(e - p) >= n && memcmp(p, lit, n) == 0 ? p + n : NULL;
+}
+
+enum { K_ID = 1, K_OK = 2, K_WORKER = 4, K_DUR = 8, K_RES = 16, K_B64 = 32, K_FD = 64 };
+
+int cr_parse_flat(const char *line, size_t len, struct cr_flat *f)
+{
+	const char *p = line, *e = line + len;
+	unsigned seen = 0;
+
+	memset(f, 0, sizeof(*f));
+	p = skip_ws(p, e);
+	if (p >= e || *p++ != '{')
+		return -1;
+	for (;;) {
+		p = skip_ws(p, e);
+		if (p >= e || *p != '"')
+			goto fail;
+		/* The key: plain ASCII without escapes, or not for us. */
+		const char *k = p + 1, *ke = k;
+		while (ke < e && *ke != '"' && *ke != '\\' && (unsigned char)*ke >= 0x20 &&
+		       (unsigned char)*ke < 0x80)
+			ke++;
+		if (ke >= e || *ke != '"')
+			goto fail;
+		size_t kn = (size_t)(ke - k);
+		unsigned key = 0;
+#define KEY(s, bit)                                                                                \
+	if (kn == sizeof(s) - 1 && memcmp(k, s, kn) == 0)                                          \
+		key = bit;
+		KEY("id", K_ID)
+		KEY("ok", K_OK)
+		KEY("worker", K_WORKER)
+		KEY("duration_us", K_DUR)
+		KEY("result", K_RES)
+		KEY("result_b64", K_B64)
+		KEY("result_fd", K_FD)
+#undef KEY
+		if (kn == 5 && memcmp(k, "event", 5) == 0)
+			goto fail; /* an event line (or a broken one): cr_parse_reply decides */
+		if (key & seen)
+			goto fail; /* a duplicate: leave it to jansson */
+		seen |= key;
+		p = skip_ws(ke + 1, e);
+		if (p >= e || *p++ != ':')
+			goto fail;
+		p = skip_ws(p, e);
+		if (p >= e)
+			goto fail;
+		int64_t v;
+		const char *t;
+		if (*p == '"') {
+			if (key == K_RES || key == K_B64) {
+				f->b64 = key == K_B64;
+				if (f->result)
+					goto fail;
+				p = flat_string(p, e, &f->result, &f->result_len);
+			} else if (key == 0) {
+				p = flat_string(p, e, NULL, NULL);
+			} else {
+				goto fail;
+			}
+		} else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+			p = flat_int(p, e, &v);
+			if (!p || (key == K_ID && v < 0))
+				goto fail;
+			if (key == K_ID)
+				f->id = (uint64_t)v;
+			else if (key == K_WORKER)
+				f->worker = v;
+			else if (key == K_DUR)
+				f->duration_us = v;
+			else if (key != 0)
+				goto fail;
+		} else if ((t = flat_lit(p, e, "true"))) {
+			if (key == K_FD)
+				f->result_fd = true;
+			else if (key != K_OK && key != 0)
+				goto fail;
+			p = t;
+		} else if ((t = flat_lit(p, e, "false")) || (t = flat_lit(p, e, "null"))) {
+			if (key != 0 && key != K_FD)
+				goto fail;
+			p = t;
+		} else {
+			goto fail; /* nested: not flat */
+		}
+		if (!p)
+			goto fail;
+		p = skip_ws(p, e);
+		if (p < e && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < e && *p == '}')
+			break;
+		goto fail;
+	}
+	if (skip_ws(p + 1, e) != e || !(seen & K_ID) || !(seen & K_OK) ||
+	    !(seen & (K_RES | K_B64 | K_FD)) || ((seen & K_RES) && (seen & K_B64)))
+		goto fail;
+	return 0;
+fail:
+	cr_flat_clear(f);
+	return -1;
 }
 
 CR_EXPORT const void *corral_result_data(const struct corral_result *res, size_t *ret_len)
