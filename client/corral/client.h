@@ -31,8 +31,9 @@
  * a new connection (corral_connect) to go on.  The library never raises
  * SIGPIPE (MSG_NOSIGNAL) and never logs.
  *
- * ABI: symbols are versioned (CORRAL_0); structs passed in carry no size
- * today, so new fields only ever go into new functions.
+ * ABI: symbols are versioned (CORRAL_0, see libcorral.sym) and the public
+ * structs are frozen with them: a new option or field comes with a new
+ * function (and symbol version), never by growing a struct in place.
  */
 #ifndef CORRAL_CLIENT_H
 #define CORRAL_CLIENT_H
