@@ -619,8 +619,24 @@ START_TEST(test_async)
 		event_base_loop(s.base, EVLOOP_ONCE);
 	ck_assert_int_eq(code, CORRAL_E_UNKNOWN_TYPE);
 	corral_close(c);
+
+	/* The daemon dies with an async call in flight: its callback says so. */
+	c = conn(&d);
+	struct corral *c2 = conn(&d);
+	code = -1;
+	ck_assert_int_eq(corral_call_async(c, s.base, "hang", "x", 1, NULL, on_err, &code, &e),
+			 CORRAL_OK);
+	event_base_loop(s.base, EVLOOP_NONBLOCK);
+	wait_busy(c2, "hang");
+	corral_close(c2);
+	kill(d.pid, SIGKILL);
+	while (code < 0)
+		event_base_loop(s.base, EVLOOP_ONCE);
+	ck_assert_int_eq(code, CORRAL_E_DISCONNECTED);
+	corral_close(c);
 	event_base_free(s.base);
-	hd_stop(&d, true);
+	ck_assert(hd_wait_exit(&d, 10000));
+	hd_stop(&d, false);
 }
 END_TEST
 
