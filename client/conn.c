@@ -286,12 +286,22 @@ static bool parse_version(const char *v, long *maj, long *min)
 CR_EXPORT enum corral_code corral_connect(const char *path, struct corral **ret_conn,
 					  struct corral_error *err)
 {
+	return corral_connect_flags(path, 0, ret_conn, err);
+}
+
+CR_EXPORT enum corral_code corral_connect_flags(const char *path, unsigned flags,
+						struct corral **ret_conn, struct corral_error *err)
+{
 	struct corral *c;
 	struct corral_ping p;
 	enum corral_code rc = cr_open(path, &c, err);
 
 	if (rc != CORRAL_OK)
 		return rc;
+	if (flags & CORRAL_CONNECT_NO_PING) {
+		*ret_conn = c;
+		return CORRAL_OK;
+	}
 	c->connect_wait_ms = CONNECT_WAIT;
 	rc = corral_ping(c, &p, err);
 	c->connect_wait_ms = 0;
@@ -535,6 +545,10 @@ static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *ba
 		p->err.code = r->code;
 		p->err.sys_errno = 0;
 		snprintf(p->err.message, sizeof(p->err.message), "%s", r->message);
+		if (p->want_error_reply) {
+			p->reply = r->root;
+			r->root = NULL;
+		}
 	}
 drop:
 	if (fd >= 0)
@@ -1147,7 +1161,7 @@ enum corral_code cr_wait_call(struct cr_pending *p, int wait_ms, json_t **ret_re
 			p->fd = -1;
 		}
 		rc = CORRAL_OK;
-	} else if (p->reply) {
+	} else if (p->reply && p->err.code == CORRAL_OK) {
 		*ret_reply = p->reply;
 		p->reply = NULL;
 		if (ret_fd) {
@@ -1155,6 +1169,11 @@ enum corral_code cr_wait_call(struct cr_pending *p, int wait_ms, json_t **ret_re
 			p->fd = -1;
 		}
 		rc = CORRAL_OK;
+	} else if (p->reply) {
+		/* An error reply kept whole (corral_command_reply). */
+		*ret_reply = p->reply;
+		p->reply = NULL;
+		rc = cr_err_copy(err, &p->err);
 	} else if (p->has_flat) {
 		rc = cr_err(err, CORRAL_E_PROTOCOL, 0, "a call's reply came for a command");
 	} else {
@@ -1495,26 +1514,38 @@ static json_t *command_req(const char *cmd, json_t *args)
 	return req;
 }
 
-CR_EXPORT enum corral_code corral_command(struct corral *c, const char *cmd, json_t *args,
-					  json_t **ret_reply, struct corral_error *err)
+/* corral_command, and with want_error the error reply too. */
+static enum corral_code command(struct corral *c, const char *cmd, json_t *args, bool want_error,
+				json_t **ret_reply, struct corral_error *err)
 {
-	struct cr_pending *p;
-	json_t *reply;
+	struct cr_pending *p, tmpl = {.want_error_reply = want_error};
+	json_t *reply = NULL;
 	int fd = -1;
 
 	if (!cmd || (args && !json_is_object(args)))
 		return cr_err(err, CORRAL_E_INVALID, EINVAL,
 			      "command without a name or args not an object");
-	enum corral_code rc = cr_submit(c, NULL, command_req(cmd, args), -1, false, NULL, &p, err);
+	enum corral_code rc = cr_submit(c, NULL, command_req(cmd, args), -1, false, &tmpl, &p, err);
 	if (rc != CORRAL_OK)
 		return rc;
 	rc = cr_wait(p, 0, &reply, &fd, err);
-	if (rc != CORRAL_OK)
-		return rc;
 	if (fd >= 0)
 		close(fd);
-	*ret_reply = reply;
-	return CORRAL_OK;
+	if (rc == CORRAL_OK || (want_error && reply))
+		*ret_reply = reply;
+	return rc;
+}
+
+CR_EXPORT enum corral_code corral_command(struct corral *c, const char *cmd, json_t *args,
+					  json_t **ret_reply, struct corral_error *err)
+{
+	return command(c, cmd, args, false, ret_reply, err);
+}
+
+CR_EXPORT enum corral_code corral_command_reply(struct corral *c, const char *cmd, json_t *args,
+						json_t **ret_reply, struct corral_error *err)
+{
+	return command(c, cmd, args, true, ret_reply, err);
 }
 
 CR_EXPORT enum corral_code corral_command_async(struct corral *c, struct event_base *base,

@@ -24,10 +24,11 @@ struct cr_pending {
 	struct corral *conn;
 	struct cr_pending *prev, *next;
 	uint64_t id;
-	bool done;	/* reply or err is in */
-	bool abandoned; /* its waiter gave up (client timeout) */
-	bool is_call;	/* the reply is a call's: a result */
-	bool waiting;	/* a thread sleeps on cv for it */
+	bool done;	       /* reply or err is in */
+	bool abandoned;	       /* its waiter gave up (client timeout) */
+	bool is_call;	       /* the reply is a call's: a result */
+	bool want_error_reply; /* keep an error reply's JSON (corral_command_reply) */
+	bool waiting;	       /* a thread sleeps on cv for it */
 	pthread_cond_t cv;
 	int wait_ms;   /* the library's wait bound (0: none) */
 	json_t *reply; /* ok reply */

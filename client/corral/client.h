@@ -114,6 +114,14 @@ struct corral;
 enum corral_code corral_connect(const char *path, struct corral **ret_conn,
 				struct corral_error *err);
 /*
+ * corral_connect with flags: CORRAL_CONNECT_NO_PING skips the version ping
+ * (one round trip less, for tools that run one command and exit, such as
+ * corralctl; corral_daemon_version() is then "").
+ */
+enum corral_code corral_connect_flags(const char *path, unsigned flags, struct corral **ret_conn,
+				      struct corral_error *err);
+#define CORRAL_CONNECT_NO_PING 0x1u
+/*
  * Close the connection: calls still in flight are abandoned (their
  * async callbacks are not called).  NULL is a no-op.
  */
@@ -203,6 +211,13 @@ enum corral_code corral_call_async(struct corral *conn, struct event_base *base,
  */
 enum corral_code corral_command(struct corral *conn, const char *cmd, json_t *args,
 				json_t **ret_reply, struct corral_error *err);
+/*
+ * corral_command, but an error reply is handed back too: *ret_reply is the
+ * daemon's reply object as received (ok or not; NULL only for the library's
+ * own errors), for tools that print replies (corralctl --json).
+ */
+enum corral_code corral_command_reply(struct corral *conn, const char *cmd, json_t *args,
+				      json_t **ret_reply, struct corral_error *err);
 /* The same on the caller's libevent base; cb owns reply (NULL on error). */
 typedef void (*corral_command_cb)(json_t *reply, const struct corral_error *err, void *arg);
 enum corral_code corral_command_async(struct corral *conn, struct event_base *base, const char *cmd,

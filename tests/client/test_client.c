@@ -402,6 +402,20 @@ START_TEST(test_error_codes)
 	json_t *reply;
 	ck_assert_int_eq(corral_command(c, "nope", NULL, &reply, &e), CORRAL_E_UNKNOWN_COMMAND);
 	ck_assert_msg(strstr(e.message, "nope"), "%s", e.message);
+	/* For tools that print replies: the error reply as the daemon sent it. */
+	reply = NULL;
+	ck_assert_int_eq(corral_command_reply(c, "nope", NULL, &reply, &e),
+			 CORRAL_E_UNKNOWN_COMMAND);
+	ck_assert_ptr_nonnull(reply);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(reply, "error"), "code")),
+	    "unknown_command");
+	json_decref(reply);
+	struct corral *c3;
+	ck_assert_int_eq(corral_connect_flags(d.sock, CORRAL_CONNECT_NO_PING, &c3, &e), CORRAL_OK);
+	ck_assert_str_eq(corral_daemon_version(c3), "");
+	echo_ok(c3, "no ping");
+	corral_close(c3);
 	call_fails(c, "nosuch", "x", NULL, CORRAL_E_UNKNOWN_TYPE);
 	ck_assert_int_eq(corral_kill(c, 999999, NULL, &e), CORRAL_E_NO_SUCH_WORKER);
 	char big[2048];
