@@ -11,7 +11,10 @@
  * (CORRAL_OK, 0, on success) and, when err is not NULL, fills *err with the
  * code and a message: the daemon's own message for the daemon's codes, a
  * library message (naming the socket, the errno, the bad reply) for the
- * library's.  Output parameters (ret_...) are written on success only.
+ * library's.  Output parameters (ret_...) are written on success only,
+ * unless a function says otherwise.  A reply that breaks the protocol fails
+ * the call it answers (CORRAL_E_PROTOCOL), or, when it answers nothing the
+ * library can tell, the whole connection: no wait ever hangs on a lost reply.
  *
  * Threads.  A struct corral is one connection.  Its blocking functions may be
  * called from any number of threads at once: each request gets its own id,
@@ -25,6 +28,9 @@
  * functions refuse it (CORRAL_E_INVALID).  A struct corral_stream (watch, logs
  * follow) has a connection of its own and belongs to one thread at a time.
  * corral_close() must not race any other use of the same connection.
+ * A request carrying an fd is written only once corrald has read everything
+ * sent before it (SIOCOUTQ), since corrald ties a received fd to the first
+ * line of the read that brings it; other requests never wait.
  *
  * Lifetime.  When corrald goes away (restart, crash) every call in flight and
  * every later call on that connection fails with CORRAL_E_DISCONNECTED; open
