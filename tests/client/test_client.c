@@ -371,23 +371,33 @@ START_TEST(test_payload_sizes)
 }
 END_TEST
 
-/* Wait until type has a busy worker; returns its id. */
+/*
+ * Wait until type has a busy worker; returns its id.  The watch opens before
+ * the list, so a worker that turns busy after the list is seen as an event.
+ */
 static uint64_t wait_busy(struct corral *c, const char *type)
 {
-	for (int i = 0; i < 10000; i++) {
-		struct corral_workers ws;
-		uint64_t id = 0;
-		ck_assert_int_eq(corral_list(c, type, &ws, NULL), CORRAL_OK);
-		for (size_t k = 0; k < ws.n; k++)
-			if (strcmp(ws.workers[k].state, "busy") == 0)
-				id = ws.workers[k].id;
-		corral_workers_clear(&ws);
-		if (id)
-			return id;
-		usleep(2000); /* polling list: the daemon has no event for "call started" here */
+	struct corral_stream *w;
+	struct corral_workers ws;
+	struct corral_event ev;
+	struct corral_error e;
+	uint64_t id = 0;
+
+	ck_assert_msg(corral_watch(c, &w, &e) == CORRAL_OK, "%s", e.message);
+	ck_assert_int_eq(corral_list(c, type, &ws, NULL), CORRAL_OK);
+	for (size_t k = 0; k < ws.n; k++)
+		if (strcmp(ws.workers[k].state, "busy") == 0)
+			id = ws.workers[k].id;
+	corral_workers_clear(&ws);
+	while (!id) {
+		ck_assert_msg(corral_stream_next(w, 20000, &ev, &e) == CORRAL_OK, "no busy %s: %s",
+			      type, e.message);
+		if (strcmp(ev.type, type) == 0 && strcmp(ev.state, "busy") == 0)
+			id = ev.worker;
+		corral_event_clear(&ev);
 	}
-	ck_abort_msg("no busy %s worker", type);
-	return 0;
+	corral_stream_close(w);
+	return id;
 }
 
 START_TEST(test_error_codes)
