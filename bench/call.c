@@ -4,6 +4,11 @@
  *
  *   call_rtt_us_p50/p99        64 B echo through the daemon, one client,
  *                              sequential calls, warm workers
+ *   lib_call_rtt_us_p50/p99    the same through libcorral (corral_call), in
+ *                              the same rounds; RATIO lib_vs_raw_call_rtt
+ *                              (goal <= 1.1)
+ *   lib_calls_per_s_16_threads 16 threads sharing one libcorral connection,
+ *                              blocking calls; RATIO against calls_per_s_16_clients
  *   relay_rtt_us_p50           baseline: client -> relay -> echo process and
  *                              back over SOCK_STREAM socketpairs, 64 B
  *                              (both RTTs measured with the daemon, its workers
@@ -15,6 +20,8 @@
  *                              which writes one byte on a socketpair
  *   time_to_100_ready_ms       spawn count 100 until the reply
  *   call_cold_ms_p50           a call to a type with no live worker
+ *
+ * With $BENCH_CALL_ONLY_LIB set, it stops after the call measurements.
  *
  * Binaries: $CORRALD, $BENCH_HELLO, else ../daemon/corrald and ./bench-hello
  * relative to this executable.
@@ -31,6 +38,10 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <pthread.h>
+
+#include <corral/client.h>
 
 #include "common.h"
 
@@ -115,6 +126,26 @@ static void call_rtts(struct bench_conn *c, double *t, int n, unsigned long *id)
 		if (!memmem(c->buf, ll, "\"ok\":true", 9) || !memmem(c->buf, ll, payload, MSG_LEN))
 			bench_die("bad call reply: %.*s", (int)ll, c->buf);
 		consume(c, ll);
+	}
+}
+
+/* Sequential 64 B calls through libcorral; the RTTs in µs into t[] (NULL: warm-up). */
+static void lib_rtts(struct corral *c, double *t, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct corral_result *r;
+		struct corral_error e;
+		size_t len;
+		uint64_t t0 = bench_now_ns();
+
+		if (corral_call(c, "echo", payload, MSG_LEN, NULL, &r, &e) != CORRAL_OK)
+			bench_die("libcorral call: %s", e.message);
+		const char *d = corral_result_data(r, &len);
+		if (t)
+			t[i] = (double)(bench_now_ns() - t0) / 1e3;
+		if (len != MSG_LEN || memcmp(d, payload, MSG_LEN) != 0)
+			bench_die("libcorral call returned other bytes");
+		corral_result_free(r);
 	}
 }
 
@@ -223,9 +254,11 @@ static void pin_all(struct bench_daemon *d, const cpu_set_t *daemon_set, const c
 
 static void bench_rtt(struct bench_daemon *d)
 {
-	static double tc[RTT_ITERS], tr[RTT_ITERS];
+	static double tc[RTT_ITERS], tr[RTT_ITERS], tl[RTT_ITERS];
 	const int chunk = RTT_ITERS / RTT_ROUNDS;
 	struct bench_conn c;
+	struct corral *lc;
+	struct corral_error e;
 	struct relay rl;
 	unsigned long id = 1;
 
@@ -233,6 +266,8 @@ static void bench_rtt(struct bench_daemon *d)
 		  RTT_ITERS, RTT_ROUNDS);
 	if (bench_connect(&c, d->sock) < 0)
 		bench_die("connect: %s", strerror(errno));
+	if (corral_connect(d->sock, &lc, &e) != CORRAL_OK)
+		bench_die("libcorral: %s", e.message);
 	/* One full check with jansson that the reply is what we think it is. */
 	json_t *r = bench_request(&c, false,
 				  "\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"%s\"", payload);
@@ -258,14 +293,17 @@ static void bench_rtt(struct bench_daemon *d)
 	pin_all(d, &one, &one);
 	relay_start(&rl);
 	call_rtts(&c, NULL, RTT_WARMUP, &id);
+	lib_rtts(lc, NULL, RTT_WARMUP);
 	relay_rtts(&rl, NULL, RTT_WARMUP);
-	/* Alternate so that drift and scheduler placement hit both sides alike. */
+	/* Alternate so that drift and scheduler placement hit all sides alike. */
 	for (int k = 0; k < RTT_ROUNDS; k++) {
 		call_rtts(&c, tc + k * chunk, chunk, &id);
+		lib_rtts(lc, tl + k * chunk, chunk);
 		relay_rtts(&rl, tr + k * chunk, chunk);
 	}
 	relay_stop(&rl);
 	bench_conn_close(&c);
+	corral_close(lc);
 	pin_all(d, &daemon_old, &our_old);
 
 	double c50 = bench_percentile(tc, RTT_ITERS, 50), c99 = bench_percentile(tc, RTT_ITERS, 99);
@@ -274,7 +312,65 @@ static void bench_rtt(struct bench_daemon *d)
 	printf("BENCH call_rtt_us_p99 %.2f us\n", c99);
 	printf("BENCH relay_rtt_us_p50 %.2f us\n", r50);
 	printf("RATIO call_rtt_vs_relay_rtt %.3f\n", c50 / r50);
+	double l50 = bench_percentile(tl, RTT_ITERS, 50), l99 = bench_percentile(tl, RTT_ITERS, 99);
+	printf("BENCH lib_call_rtt_us_p50 %.2f us\n", l50);
+	printf("BENCH lib_call_rtt_us_p99 %.2f us\n", l99);
+	printf("RATIO lib_vs_raw_call_rtt %.3f\n", l50 / c50);
 	fflush(stdout);
+}
+
+/* One of the threads sharing a libcorral connection: blocking calls until told to stop. */
+struct lib_thread {
+	struct corral *c;
+	volatile int *stop;
+	uint64_t calls;
+	pthread_t th;
+};
+
+static void *lib_thread_main(void *arg)
+{
+	struct lib_thread *t = arg;
+
+	while (!*t->stop) {
+		struct corral_result *r;
+		struct corral_error e;
+		if (corral_call(t->c, "echo", payload, MSG_LEN, NULL, &r, &e) != CORRAL_OK)
+			bench_die("libcorral call: %s", e.message);
+		corral_result_free(r);
+		__atomic_add_fetch(&t->calls, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* nthreads threads on one libcorral connection; returns calls per second. */
+static double lib_throughput(struct bench_daemon *d, int nthreads)
+{
+	struct lib_thread t[MAX_CLIENTS];
+	struct corral *c;
+	struct corral_error e;
+	volatile int stop = 0;
+
+	if (corral_connect(d->sock, &c, &e) != CORRAL_OK)
+		bench_die("libcorral: %s", e.message);
+	for (int i = 0; i < nthreads; i++) {
+		t[i] = (struct lib_thread){.c = c, .stop = &stop};
+		if (pthread_create(&t[i].th, NULL, lib_thread_main, &t[i]))
+			bench_die("pthread_create failed");
+	}
+	bench_sleep_ms((unsigned)(TPUT_WARMUP_S * 1000));
+	uint64_t c0 = 0, c1 = 0, t0 = bench_now_ns();
+	for (int i = 0; i < nthreads; i++)
+		c0 += __atomic_load_n(&t[i].calls, __ATOMIC_RELAXED);
+	bench_sleep_ms((unsigned)(TPUT_S * 1000));
+	for (int i = 0; i < nthreads; i++)
+		c1 += __atomic_load_n(&t[i].calls, __ATOMIC_RELAXED);
+	double secs = (double)(bench_now_ns() - t0) / 1e9;
+	stop = 1;
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(t[i].th, NULL);
+	corral_close(c);
+	bench_sleep_ms(100);
+	return (double)(c1 - c0) / secs;
 }
 
 /* Pipelining clients in one poll loop; returns calls per second. */
@@ -512,14 +608,28 @@ int main(void)
 	bench_rtt(&d);
 
 	static const int nclients[] = {1, 4, 16};
+	double raw16 = 0;
 	for (size_t i = 0; i < sizeof(nclients) / sizeof(nclients[0]); i++) {
 		bench_log("throughput, %d clients x %d in flight, %.1f s", nclients[i], DEPTH,
 			  TPUT_S);
 		double rate = throughput(&d, nclients[i]);
+		if (nclients[i] == 16)
+			raw16 = rate;
 		printf("BENCH calls_per_s_%d_clients %.0f calls/s\n", nclients[i], rate);
 		fflush(stdout);
 	}
 
+	bench_log("throughput, libcorral, 16 threads on one connection, %.1f s", TPUT_S);
+	double lib16 = lib_throughput(&d, 16);
+	printf("BENCH lib_calls_per_s_16_threads %.0f calls/s\n", lib16);
+	/* 16 calls in flight through the library against 16 x 32 on raw sockets. */
+	printf("RATIO lib_16_threads_vs_raw_16_clients_calls_per_s %.3f\n", lib16 / raw16);
+	fflush(stdout);
+
+	if (getenv("BENCH_CALL_ONLY_LIB")) {
+		bench_daemon_stop(&d, 20000);
+		return 0;
+	}
 	spawn_ready(&d, "sp", hello);
 	spawn_ready(&d, "spsb", NULL);
 	time_to_100(&d);

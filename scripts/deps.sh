@@ -2,7 +2,7 @@
 # Install what corral needs to build and test on Debian 12, when it is missing.
 # Usage: scripts/deps.sh [extra-package...]
 set -eu
-pkgs="meson ninja-build pkg-config gcc libevent-dev libjansson-dev check libseccomp-dev nettle-dev zsh $*"
+pkgs="meson ninja-build pkg-config gcc libevent-dev libjansson-dev check libseccomp-dev nettle-dev $*"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
