@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "sandbox.h"
 #include "server.h"
 
 /* Results up to this size stay in memory and may go inline; larger ones spill to a memfd. */
@@ -702,7 +703,13 @@ void worker_on_result(struct worker *w, struct frame *f)
 		const char *m = res.message && *res.message ? res.message : "handler failed";
 		/* A stdio program killed by the seccomp filter is a sandbox violation. */
 		bool sys = strncmp(m, "killed by SIGSYS", 16) == 0;
-		call_finish_error(c, sys ? "sandbox_violation" : "worker_error", "%s", m);
+		/* A stdio program the OOM killer took in the worker's memory cgroup. */
+		uint64_t kills = w->in_cgroup ? sandbox_cgroup_oom_kills(w->id) : 0;
+		bool mem = kills > w->oom_kills;
+		if (mem)
+			w->oom_kills = kills;
+		call_finish_error(c, sys ? "sandbox_violation" : "worker_error", "%s%s",
+				  mem ? "out of memory: " : "", m);
 	} else if (res.status == RESULT_TOO_LARGE || c->res_too_large || res.len > limit) {
 		if (rfd >= 0)
 			close(rfd);

@@ -37,7 +37,7 @@ extern char **environ;
 const char *const wstate_names[W_NSTATES] = {"starting", "idle", "busy", "stopping", "exited"};
 
 const char *const sandbox_layer_names[SB_NLAYERS] = {
-    "user", "pid", "net", "ipc", "uts", "mount", "seccomp", "cgroup", "rlimits",
+    "user", "pid", "net", "ipc", "uts", "mount", "seccomp", "cgroup", "rlimits", "pids", "landlock",
 };
 
 enum wevent {
@@ -80,7 +80,7 @@ void config_holder_put(struct config_holder *h)
 /* Layers a type asks for, of those the kernel offers (rlimits always). */
 unsigned type_sandbox_layers(const struct type_config *tc, unsigned available)
 {
-	unsigned want = SB_RLIMITS;
+	unsigned want = SB_RLIMITS | SB_PIDS | SB_LANDLOCK;
 	(void)available;
 	want |= tc->sandbox.namespaces & NS_ALL; /* NS_* and SB_* share bits 0..5 */
 	if (tc->sandbox.seccomp != SECCOMP_NONE)
@@ -177,8 +177,8 @@ static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
 	    !under_readonly(tc->sandbox.readonly, tc->exec[0]))
 		t->ro_paths[n++] = strdup(tc->exec[0]);
 	t->ro_paths[n] = NULL;
-	t->sb_active =
-	    SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) | (t->use_cgroup ? SB_CGROUP : 0);
+	t->sb_active = SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) |
+		       (t->use_cgroup ? SB_CGROUP : 0) | (avail & (SB_PIDS | SB_LANDLOCK));
 	t->sb_missing = want & ~t->sb_active;
 }
 
@@ -451,7 +451,6 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 		goto fail;
 	}
 	uint64_t id = d->next_worker_id + 1;
-	char procs[900];
 	struct sandbox_plan plan = {
 	    .ns = t->ns,
 	    .switch_user = t->switch_user,
@@ -467,13 +466,13 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	const char *prog = tc->mode == MODE_NATIVE ? tc->exec[0] : d->worker_path;
 	plan.exec_fd = t->exec_is_script ? -1 : open(prog, O_PATH | O_CLOEXEC);
 	bool in_cgroup = false;
-	if (t->use_cgroup) {
-		int cr = sandbox_cgroup_create(id, tc->limits.memory_mb, procs, sizeof(procs));
+	if (t->use_cgroup || (d->sb_available & SB_PIDS)) {
+		int cr = sandbox_cgroup_create(id, t->use_cgroup ? tc->limits.memory_mb : 0,
+					       tc->limits.nproc, &plan);
 		if (cr == 0) {
-			plan.cgroup_procs = procs;
 			in_cgroup = true;
 		} else {
-			log_warn("type %s: cannot create a memory cgroup (%s); using RLIMIT_AS",
+			log_warn("type %s: cannot create the worker's cgroups (%s); using rlimits",
 				 t->name, strerror(-cr));
 		}
 	}
@@ -502,7 +501,7 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	free(envp);
 	if (sr < 0) {
 		if (in_cgroup)
-			sandbox_cgroup_finish(id);
+			sandbox_cgroup_finish(id, 0);
 		goto fail;
 	}
 	free(argv);
@@ -839,7 +838,7 @@ static void worker_exit_reason(struct worker *w)
 	char sb[32];
 	int st = w->wstatus;
 
-	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->id);
+	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->id, w->oom_kills);
 	if (w->start_timed_out)
 		snprintf(w->reason, sizeof(w->reason), "start timeout");
 	else if (oom)
