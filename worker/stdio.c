@@ -106,6 +106,7 @@ struct ll_attr {
 static struct {
 	bool ready;
 	int sigchld;		  /* signalfd of SIGCHLD (blocked), or -1 */
+	pid_t self;		  /* our pid */
 	bool pid1;		  /* init of our pid namespace */
 	struct sock_fprog filter; /* the program's filter; .filter NULL: none */
 	bool ll_scope;		  /* Landlock can scope the program's signals */
@@ -125,6 +126,7 @@ struct stdio_run {
 	bool exited;	  /* the program has exited (status in wstatus) */
 	int wstatus;
 	bool out_big; /* the stdout pipe was resized */
+	bool alone;   /* pid 1, and the program's whole tree is gone */
 	uint8_t obuf[STDIO_CHUNK];
 	size_t ooff, olen; /* stdout bytes staged, not yet in the result */
 	char tail[STDIO_TAIL];
@@ -249,7 +251,8 @@ int stdio_init(struct stdio_prog *prog)
 	 * CAP_SYS_PTRACE on a process that is not dumpable. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return -errno;
-	st.pid1 = getpid() == 1;
+	st.self = getpid();
+	st.pid1 = st.self == 1;
 	/* Orphans come to us to be reaped and killed, namespace or not. */
 	if (!st.pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		return -errno;
@@ -260,7 +263,7 @@ int stdio_init(struct stdio_prog *prog)
 	st.sigchld = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (st.sigchld < 0)
 		return -errno;
-	if ((r = stdio_filter(getpid())) < 0)
+	if ((r = stdio_filter(st.self)) < 0)
 		fprintf(stderr, "corral-worker: no seccomp filter for the program: %s\n",
 			strerror(-r));
 	abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
@@ -375,13 +378,16 @@ static bool stdio_kill_children(void)
 	return true;
 }
 
-/* SIGKILL the program's whole tree: everything in our namespace, or its group and orphans. */
-static bool stdio_kill_tree(const struct stdio_run *run)
+/* SIGKILL the program's whole tree: everything in our namespace, or its group and orphans.
+ * True when nothing is left to reap (as pid 1), or when every orphan was found. */
+static bool stdio_kill_tree(struct stdio_run *run)
 {
 	if (st.pid1) {
-		/* Every process of the namespace but us. */
-		kill(-1, SIGKILL);
-		return true;
+		/* Every process of the namespace but us; ESRCH: there is none, not even a
+		 * zombie, and none can come (we fork no other). */
+		if (!run->alone)
+			run->alone = kill(-1, SIGKILL) < 0 && errno == ESRCH;
+		return run->alone;
 	}
 	if (run->pid > 0 && !run->exited)
 		kill(run->pid, SIGKILL);
@@ -401,6 +407,9 @@ static void stdio_kill_all(struct stdio_run *run)
 		pid_t p;
 		int ws;
 
+		if (st.pid1 && complete && run->exited)
+			break; /* the namespace holds us alone, the program reaped */
+
 		while ((p = waitpid(-1, &ws, WNOHANG | __WALL)) > 0)
 			if (p == run->pid) {
 				run->exited = true;
@@ -410,7 +419,7 @@ static void stdio_kill_all(struct stdio_run *run)
 			break;
 		if (p < 0 && errno != EINTR)
 			break;
-		if (!complete && waited >= STDIO_REAP_MAX_MS) {
+		if (!st.pid1 && !complete && waited >= STDIO_REAP_MAX_MS) {
 			fprintf(stderr, "corral-worker: processes of the program outlive it\n");
 			break;
 		}
@@ -431,7 +440,7 @@ static void stdio_kill_all(struct stdio_run *run)
 static int stdio_spawn(struct stdio_run *run, char **argv)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-	struct stdio_child_args a = {.argv = argv, .parent = getpid()};
+	struct stdio_child_args a = {.argv = argv, .parent = st.self};
 	sigset_t all, old;
 	int r = -1;
 
