@@ -171,6 +171,32 @@ START_TEST(test_orphans_reaped)
 }
 END_TEST
 
+/* Without a pid namespace the worker is a child subreaper: orphans come to it and go. */
+START_TEST(test_orphans_reaped_no_pidns)
+{
+	struct hd d;
+	struct hc c;
+	hd_up(&d,
+	      "{\"types\":{\"orph\":{\"mode\":\"stdio\",\"exec\":[\"%s\",\"orphans\",\"8\"],"
+	      "\"pool\":{\"min\":1,\"max\":1},"
+	      "\"sandbox\":{\"namespaces\":[\"user\",\"net\",\"ipc\",\"uts\",\"mount\"]}}}}",
+	      prog("HOSTILE_STDIO"));
+	hc_open(&c, &d);
+	pid_t wp = worker_pid(&c, "orph", NULL);
+	for (int i = 0; i < 3; i++) {
+		json_t *r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"orph\",\"payload\":\"\"}");
+		H_OK(r);
+		ck_assert_str_eq(h_str(r, "result"), "forked 8\n");
+		json_decref(r);
+	}
+	ck_assert_int_eq(worker_pid(&c, "orph", NULL), wp);
+	int z = 0, n = h_count_children(wp, &z);
+	ck_assert_msg(n == 0 && z == 0, "the worker has %d children (%d zombies)", n, z);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
 /* The daemon's config for the fork bomb tests: bomb (mode), and cat. */
 static void bomb_up(struct hd *d, const char *mode)
 {
@@ -517,6 +543,7 @@ int main(void)
 {
 	Suite *s = suite_create("e2e-isolation");
 	h_add(s, test_orphans_reaped, 60);
+	h_add(s, test_orphans_reaped_no_pidns, 60);
 	h_add(s, test_fork_bomb_left_behind, 60);
 	h_add(s, test_fork_bomb_timeout, 60);
 	h_add(s, test_escapes_no_seccomp, 60);
