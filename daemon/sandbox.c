@@ -619,45 +619,48 @@ int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, uint64_t nproc
 	return 0;
 }
 
+/* A small file's text into buf (NUL-terminated, cut at len - 1); false when unreadable. No
+ * stdio: this runs once per worker exit, and stays off the heap. */
+static bool read_small(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return true;
+}
+
 /* OOM kills in the worker's memory cgroup so far. */
 uint64_t sandbox_cgroup_oom_kills(uint64_t worker_id)
 {
-	char dir[800], file[900], line[256];
-	unsigned long long n, kills = 0;
+	char dir[800], file[900], text[1024];
 	if (!cgroup_base[0])
 		return 0;
 	cgroup_dir(dir, sizeof(dir), cgroup_base, worker_id);
 	snprintf(file, sizeof(file), "%s/%s", dir,
 		 cgroup_v2 ? "memory.events" : "memory.oom_control");
-	FILE *f = fopen(file, "re");
-	if (!f)
+	if (!read_small(file, text, sizeof(text)))
 		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "oom_kill %llu", &n) == 1)
-			kills = n;
-	fclose(f);
-	return kills;
+	const char *k = strstr(text, "oom_kill ");
+	return k ? strtoull(k + 9, NULL, 10) : 0;
 }
 
 /* SIGKILL every process in a cgroup directory (a few passes: they may fork meanwhile). */
 static void cgroup_kill(const char *dir)
 {
-	char file[900], line[32];
+	char file[900], text[4096];
 	snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
-	for (int pass = 0; pass < 8; pass++) {
-		FILE *f = fopen(file, "re");
-		int n = 0;
-		if (!f)
-			return;
-		while (fgets(line, sizeof(line), f)) {
-			int pid = atoi(line);
-			if (pid > 0 && kill(pid, SIGKILL) == 0)
-				n++;
+	for (int pass = 0; pass < 8 && read_small(file, text, sizeof(text)) && text[0]; pass++)
+		for (char *p = text, *end; *p; p = end) {
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (pid > 0)
+				kill((pid_t)pid, SIGKILL);
 		}
-		fclose(f);
-		if (n == 0)
-			return;
-	}
 }
 
 /* The worker is gone: kill the rest of its cgroups, remove them; OOM kills not told yet? */
