@@ -15,6 +15,7 @@
 
 #include "b64.h"
 #include "log.h"
+#include "sandbox.h"
 #include "msg.h"
 #include "server.h"
 
@@ -225,15 +226,22 @@ static void call_reply_result(struct call *c, uint64_t worker)
 }
 
 /* The result is in c: reply and free c. */
-void call_complete(struct call *c, uint64_t worker)
+void call_complete(struct call *c, struct worker *w)
 {
+	uint64_t worker = w->id;
 	uint64_t limit = c->type->cfg->limits.output_kb * 1024u;
 
 	if (c->res_status == RESULT_ERROR) {
 		/* A stdio program killed by the seccomp filter is a sandbox violation. */
 		const char *m = c->res_msg ? c->res_msg : "handler failed";
 		bool sys = strncmp(m, "killed by SIGSYS", 16) == 0;
-		call_fail(c, sys ? CTL_SANDBOX_VIOLATION : CTL_WORKER_ERROR, "%s", m);
+		/* A stdio program the OOM killer took in the worker's memory cgroup. */
+		uint64_t kills = w->in_cgroup ? sandbox_cgroup_oom_kills(w->id) : 0;
+		bool mem = kills > w->oom_kills;
+		if (mem)
+			w->oom_kills = kills;
+		call_fail(c, sys ? CTL_SANDBOX_VIOLATION : CTL_WORKER_ERROR, "%s%s",
+			  mem ? "out of memory: " : "", m);
 	} else if (c->res_status == RESULT_TOO_LARGE || c->res_too_large || c->res_total > limit) {
 		call_fail(c, CTL_TOO_LARGE, "result exceeds the output limit of %llu KiB",
 			  (unsigned long long)c->type->cfg->limits.output_kb);

@@ -16,6 +16,7 @@
 #include "b64.h"
 #include "corral-config.h"
 #include "log.h"
+#include "payload.h"
 #include "server.h"
 #include "control.h"
 
@@ -385,12 +386,14 @@ static void cmd_call(struct client *c, json_t *id, json_t *req)
 					   "\"payload_fd\": true but no fd came with the request");
 			return;
 		}
-		if (!fd_is_payload(fd, &size)) {
+		const char *why =
+		    fd_is_payload(fd, &size)
+			? payload_seal(fd)
+			: "payload_fd must be a regular file or a memfd, open for reading";
+		if (why) {
 			close(fd);
 			call_free(call);
-			client_reply_error(
-			    c, id, E(CTL_BAD_REQUEST),
-			    "payload_fd must be a regular file or a memfd, open for reading");
+			client_reply_error(c, id, E(CTL_BAD_REQUEST), "%s", why);
 			return;
 		}
 		call->payload_fd = fd_read_only(fd);

@@ -124,6 +124,7 @@ struct worker {
 	char detail[96];	/* why, for the exit reason (a protocol violation, a limit) */
 	char reason[160];
 	bool in_cgroup;
+	uint64_t oom_kills; /* OOM kills in its memory cgroup already told (sandbox.c) */
 	int wstatus;
 };
 
@@ -240,16 +241,18 @@ struct daemon {
 };
 
 /* Layer bits for `types`' sandbox report. */
-#define SB_USER	   0x001u
-#define SB_PID	   0x002u
-#define SB_NET	   0x004u
-#define SB_IPC	   0x008u
-#define SB_UTS	   0x010u
-#define SB_MOUNT   0x020u
-#define SB_SECCOMP 0x040u
-#define SB_CGROUP  0x080u
-#define SB_RLIMITS 0x100u
-#define SB_NLAYERS 9
+#define SB_USER	    0x001u
+#define SB_PID	    0x002u
+#define SB_NET	    0x004u
+#define SB_IPC	    0x008u
+#define SB_UTS	    0x010u
+#define SB_MOUNT    0x020u
+#define SB_SECCOMP  0x040u
+#define SB_CGROUP   0x080u
+#define SB_RLIMITS  0x100u
+#define SB_PIDS	    0x200u
+#define SB_LANDLOCK 0x400u
+#define SB_NLAYERS  11
 
 extern const char *const sandbox_layer_names[SB_NLAYERS];
 

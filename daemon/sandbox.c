@@ -47,6 +47,8 @@ static struct sock_fprog default_filter;
 static bool have_filter;
 static char cgroup_base[700]; /* memory cgroup directory we create children in */
 static bool cgroup_v2;
+static char pids_base[700]; /* pids cgroup directory we create children in */
+static bool pids_v2;
 
 /* Length of a NUL-terminated string (async-signal-safe). */
 static size_t s_len(const char *s)
@@ -509,11 +511,16 @@ static bool compile_default_filter(void)
 	return have_filter;
 }
 
-/* Find the memory cgroup we may create per-worker children in. */
-static bool find_memory_cgroup(void)
+/*
+ * Find the cgroup of controller ctrl ("memory", "pids") we may create
+ * per-worker children in: a v1 hierarchy of its own, or the v2 one with ctrl
+ * in our cgroup's subtree_control.  Fills base and *v2.
+ */
+static bool find_cgroup(const char *ctrl, char *base, size_t len, bool *v2)
 {
 	char line[1024], path[700], probe[800];
 	FILE *f = fopen("/proc/self/cgroup", "re");
+	size_t cl = strlen(ctrl);
 	bool found = false;
 	if (!f)
 		return false;
@@ -524,13 +531,15 @@ static bool find_memory_cgroup(void)
 		if (!c2)
 			continue;
 		*c2 = '\0';
-		const char *ctrls = c1 + 1, *cg = c2 + 1;
-		if (strcmp(ctrls, "memory") == 0 || strstr(ctrls, "memory,") ||
-		    strstr(ctrls, ",memory")) {
-			snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s", cg);
-			cgroup_v2 = false;
+		const char *ctrls = c1 + 1, *cg = c2 + 1, *m = strstr(ctrls, ctrl);
+		if (m && (m == ctrls || m[-1] == ',') && (m[cl] == '\0' || m[cl] == ',')) {
+			snprintf(path, sizeof(path), "/sys/fs/cgroup/%s%s", ctrl, cg);
+			*v2 = false;
 		} else if (*ctrls == '\0' && line[0] == '0') {
-			snprintf(path, sizeof(path), "/sys/fs/cgroup%s", cg);
+			const char *mnt = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0
+					      ? "/sys/fs/cgroup"
+					      : "/sys/fs/cgroup/unified";
+			snprintf(path, sizeof(path), "%s%s", mnt, cg);
 			snprintf(probe, sizeof(probe), "%s/cgroup.subtree_control", path);
 			FILE *sc = fopen(probe, "re");
 			char buf[256] = "";
@@ -539,16 +548,16 @@ static bool find_memory_cgroup(void)
 					buf[0] = '\0';
 				fclose(sc);
 			}
-			if (!strstr(buf, "memory"))
-				continue; /* no delegated memory controller */
-			cgroup_v2 = true;
+			if (!strstr(buf, ctrl))
+				continue; /* not delegated to us */
+			*v2 = true;
 		} else {
 			continue;
 		}
 		snprintf(probe, sizeof(probe), "%s/corral-probe-%d", path, (int)getpid());
 		if (mkdir(probe, 0755) == 0) {
 			rmdir(probe);
-			snprintf(cgroup_base, sizeof(cgroup_base), "%s", path);
+			snprintf(base, len, "%s", path);
 			found = true;
 		}
 	}
@@ -556,56 +565,201 @@ static bool find_memory_cgroup(void)
 	return found;
 }
 
-/* Per-worker memory cgroup; buf gets its cgroup.procs path. */
-int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, char *buf, size_t len)
+/* The directory of worker_id's cgroup under base. */
+static void cgroup_dir(char *buf, size_t len, const char *base, uint64_t worker_id)
+{
+	snprintf(buf, len, "%s/corral-%d-%llu", base, (int)getpid(), (unsigned long long)worker_id);
+}
+
+/* Per-worker memory and pids cgroups; plan gets their cgroup.procs paths. */
+int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, uint64_t nproc,
+			  struct sandbox_plan *plan)
 {
 	char dir[800], file[900], val[32];
-	if (!cgroup_base[0])
-		return -ENOTSUP;
-	snprintf(dir, sizeof(dir), "%s/corral-%d-%llu", cgroup_base, (int)getpid(),
-		 (unsigned long long)worker_id);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	snprintf(val, sizeof(val), "%llu", (unsigned long long)memory_mb << 20);
-	snprintf(file, sizeof(file), "%s/%s", dir,
-		 cgroup_v2 ? "memory.max" : "memory.limit_in_bytes");
-	if (write_file(file, val) < 0) {
-		rmdir(dir);
-		return -EIO;
+	int r = 0;
+
+	plan->cgroup_procs = plan->pids_procs = NULL;
+	if (memory_mb && cgroup_base[0]) {
+		cgroup_dir(dir, sizeof(dir), cgroup_base, worker_id);
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		snprintf(val, sizeof(val), "%llu", (unsigned long long)memory_mb << 20);
+		snprintf(file, sizeof(file), "%s/%s", dir,
+			 cgroup_v2 ? "memory.max" : "memory.limit_in_bytes");
+		if (write_file(file, val) < 0) {
+			rmdir(dir);
+			return -EIO;
+		}
+		if (cgroup_v2) {
+			snprintf(file, sizeof(file), "%s/memory.swap.max", dir);
+			write_file(file, "0");
+		} else {
+			snprintf(file, sizeof(file), "%s/memory.memsw.limit_in_bytes", dir);
+			write_file(file, val);
+		}
+		snprintf(plan->cg_buf[0], sizeof(plan->cg_buf[0]), "%s/cgroup.procs", dir);
+		plan->cgroup_procs = plan->cg_buf[0];
 	}
-	if (cgroup_v2) {
-		snprintf(file, sizeof(file), "%s/memory.swap.max", dir);
-		write_file(file, "0");
-	} else {
-		snprintf(file, sizeof(file), "%s/memory.memsw.limit_in_bytes", dir);
-		write_file(file, val);
+	if (pids_base[0]) {
+		cgroup_dir(dir, sizeof(dir), pids_base, worker_id);
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			r = -errno;
+		snprintf(val, sizeof(val), "%llu", (unsigned long long)nproc);
+		snprintf(file, sizeof(file), "%s/pids.max", dir);
+		if (r == 0 && write_file(file, val) < 0)
+			r = -EIO;
+		snprintf(plan->cg_buf[1], sizeof(plan->cg_buf[1]), "%s/cgroup.procs", dir);
+		if (r == 0 && (!plan->cgroup_procs || strcmp(plan->cg_buf[1], plan->cgroup_procs)))
+			plan->pids_procs = plan->cg_buf[1];
+		if (r < 0) {
+			sandbox_cgroup_finish(worker_id, 0);
+			return r;
+		}
 	}
-	snprintf(buf, len, "%s/cgroup.procs", dir);
 	return 0;
 }
 
-/* Was the worker's cgroup OOM-killed?  Then remove the cgroup. */
-bool sandbox_cgroup_finish(uint64_t worker_id)
+/* A small file's text into buf (NUL-terminated, cut at len - 1); false when unreadable. No
+ * stdio: this runs once per worker exit, and stays off the heap. */
+static bool read_small(const char *path, char *buf, size_t len)
 {
-	char dir[800], file[900], line[256];
-	bool oom = false;
-	if (!cgroup_base[0])
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
 		return false;
-	snprintf(dir, sizeof(dir), "%s/corral-%d-%llu", cgroup_base, (int)getpid(),
-		 (unsigned long long)worker_id);
+	buf[n] = '\0';
+	return true;
+}
+
+/* OOM kills in the worker's memory cgroup so far. */
+uint64_t sandbox_cgroup_oom_kills(uint64_t worker_id)
+{
+	char dir[800], file[900], text[1024];
+	if (!cgroup_base[0])
+		return 0;
+	cgroup_dir(dir, sizeof(dir), cgroup_base, worker_id);
 	snprintf(file, sizeof(file), "%s/%s", dir,
 		 cgroup_v2 ? "memory.events" : "memory.oom_control");
-	FILE *f = fopen(file, "re");
-	if (f) {
-		while (fgets(line, sizeof(line), f)) {
-			unsigned long long n;
-			if (sscanf(line, "oom_kill %llu", &n) == 1 && n > 0)
-				oom = true;
+	if (!read_small(file, text, sizeof(text)))
+		return 0;
+	const char *k = strstr(text, "oom_kill ");
+	return k ? strtoull(k + 9, NULL, 10) : 0;
+}
+
+/* SIGKILL every process in a cgroup directory (a few passes: they may fork meanwhile). */
+static void cgroup_kill(const char *dir)
+{
+	char file[900], text[4096];
+	snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
+	for (int pass = 0; pass < 8 && read_small(file, text, sizeof(text)) && text[0]; pass++)
+		for (char *p = text, *end; *p; p = end) {
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (pid > 0)
+				kill((pid_t)pid, SIGKILL);
 		}
-		fclose(f);
+}
+
+/* The worker is gone: kill the rest of its cgroups, remove them; OOM kills not told yet? */
+bool sandbox_cgroup_finish(uint64_t worker_id, uint64_t told)
+{
+	char dir[800];
+	bool oom = sandbox_cgroup_oom_kills(worker_id) > told;
+	if (pids_base[0]) {
+		/* Without a pid namespace, the program's tree does not die with its worker. */
+		cgroup_dir(dir, sizeof(dir), pids_base, worker_id);
+		cgroup_kill(dir);
+		rmdir(dir);
 	}
-	rmdir(dir);
+	if (cgroup_base[0]) {
+		cgroup_dir(dir, sizeof(dir), cgroup_base, worker_id);
+		rmdir(dir);
+	}
 	return oom;
+}
+
+/* Landlock's ABI up to 6 (the system header may predate it). */
+struct ll_ruleset_attr {
+	uint64_t handled_access_fs;
+	uint64_t handled_access_net;
+	uint64_t scoped;
+};
+struct ll_path_beneath_attr {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+#define LL_RULE_PATH_BENEATH 1
+#define LL_FS_WRITE_FILE     (1ULL << 1)
+#define LL_FS_REMOVE_DIR     (1ULL << 4)
+#define LL_FS_REMOVE_FILE    (1ULL << 5)
+#define LL_FS_MAKE_CHAR	     (1ULL << 6)
+#define LL_FS_MAKE_DIR	     (1ULL << 7)
+#define LL_FS_MAKE_REG	     (1ULL << 8)
+#define LL_FS_MAKE_SOCK	     (1ULL << 9)
+#define LL_FS_MAKE_FIFO	     (1ULL << 10)
+#define LL_FS_MAKE_BLOCK     (1ULL << 11)
+#define LL_FS_MAKE_SYM	     (1ULL << 12)
+#define LL_FS_REFER	     (1ULL << 13) /* ABI 2 */
+#define LL_FS_TRUNCATE	     (1ULL << 14) /* ABI 3 */
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_add_rule	    445
+#define SYS_landlock_restrict_self  446
+#endif
+
+static long ll_abi; /* Landlock ABI version, 0: none */
+
+/* Every write-side access this ABI knows (reads and exec stay free). */
+static uint64_t ll_handled(void)
+{
+	uint64_t a = LL_FS_WRITE_FILE | LL_FS_REMOVE_DIR | LL_FS_REMOVE_FILE | LL_FS_MAKE_CHAR |
+		     LL_FS_MAKE_DIR | LL_FS_MAKE_REG | LL_FS_MAKE_SOCK | LL_FS_MAKE_FIFO |
+		     LL_FS_MAKE_BLOCK | LL_FS_MAKE_SYM;
+	if (ll_abi >= 2)
+		a |= LL_FS_REFER;
+	if (ll_abi >= 3)
+		a |= LL_FS_TRUNCATE;
+	return a;
+}
+
+/* Allow access beneath path (skipped when it does not exist). */
+static int ll_allow(int rs, const char *path, uint64_t access)
+{
+	struct ll_path_beneath_attr pb = {.allowed_access = access};
+	pb.parent_fd = open(path, O_PATH | O_CLOEXEC);
+	if (pb.parent_fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	long r = syscall(SYS_landlock_add_rule, rs, LL_RULE_PATH_BENEATH, &pb, 0);
+	int e = errno;
+	close(pb.parent_fd);
+	return r < 0 ? -e : 0;
+}
+
+/* Writes only under the tmpfs paths, and to the few devices /dev shows. */
+int sandbox_child_landlock(const struct sandbox_plan *p)
+{
+	static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/urandom"};
+	struct ll_ruleset_attr attr = {.handled_access_fs = ll_handled()};
+	uint64_t dev = LL_FS_WRITE_FILE | (ll_abi >= 3 ? LL_FS_TRUNCATE : 0);
+	int r = 0;
+
+	if (ll_abi < 1)
+		return 0;
+	int rs =
+	    (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr.handled_access_fs), 0);
+	if (rs < 0)
+		return -errno;
+	for (char *const *t = p->tmpfs; r == 0 && t && *t; t++)
+		r = ll_allow(rs, *t, attr.handled_access_fs);
+	for (size_t i = 0; r == 0 && i < sizeof(devs) / sizeof(devs[0]); i++)
+		r = ll_allow(rs, devs[i], dev);
+	if (r == 0 && syscall(SYS_landlock_restrict_self, rs, 0) < 0)
+		r = -errno;
+	close(rs);
+	return r;
 }
 
 /* Try creating each namespace in a throwaway child; SB_* bits of those that work. */
@@ -653,10 +807,10 @@ static unsigned probe_namespaces(void)
 	return ok;
 }
 
-/* Remove per-worker cgroups a previous daemon (killed, not drained) left behind. */
-static void cgroup_sweep(void)
+/* Remove per-worker cgroups under base that a previous daemon (killed, not drained) left behind. */
+static void cgroup_sweep(const char *base)
 {
-	DIR *dir = opendir(cgroup_base);
+	DIR *dir = opendir(base);
 	struct dirent *e;
 	char path[1024], proc[64];
 
@@ -669,7 +823,7 @@ static void cgroup_sweep(void)
 		snprintf(proc, sizeof(proc), "/proc/%d", pid);
 		if (access(proc, F_OK) == 0)
 			continue; /* its daemon lives */
-		snprintf(path, sizeof(path), "%s/%s", cgroup_base, e->d_name);
+		snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
 		rmdir(path); /* fails while a process is still inside: then it stays */
 	}
 	closedir(dir);
@@ -682,10 +836,20 @@ unsigned sandbox_probe(struct daemon *d)
 	unsigned bits = SB_RLIMITS | probe_namespaces();
 	if (compile_default_filter())
 		bits |= SB_SECCOMP;
-	if (find_memory_cgroup()) {
+	if (find_cgroup("memory", cgroup_base, sizeof(cgroup_base), &cgroup_v2)) {
 		bits |= SB_CGROUP;
-		cgroup_sweep();
+		cgroup_sweep(cgroup_base);
 	}
+	if (find_cgroup("pids", pids_base, sizeof(pids_base), &pids_v2)) {
+		bits |= SB_PIDS;
+		if (strcmp(pids_base, cgroup_base) != 0)
+			cgroup_sweep(pids_base);
+	}
+	ll_abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* ..._VERSION */);
+	if (ll_abi >= 1)
+		bits |= SB_LANDLOCK;
+	else
+		ll_abi = 0;
 	for (unsigned b = 0; b < SB_NLAYERS; b++)
 		if (!(bits & (1u << b)))
 			log_warn("sandbox layer %s is not available on this system",

@@ -29,8 +29,10 @@ struct sandbox_plan {
 				  the mount namespace need not show it); fd 6 in the child.
 				  -1: exec by path */
 	const struct sock_fprog *filter; /* NULL: none */
-	const char *cgroup_procs;	 /* cgroup.procs file to join, or NULL */
+	const char *cgroup_procs;	 /* the memory cgroup's cgroup.procs to join, or NULL */
+	const char *pids_procs;		 /* the pids cgroup's, when another one, or NULL */
 	char *const *envp;		 /* the worker environment; NULL: ours */
+	char cg_buf[2][900];		 /* storage of cgroup_procs and pids_procs */
 };
 
 /* Probe the layers this kernel and this daemon can apply (SB_* bits); logs what is missing. */
@@ -56,9 +58,23 @@ void sandbox_child_trees(const struct sandbox_plan *p);
 /* Directories a program's ELF RUNPATH/RPATH names ($ORIGIN resolved); NULL-terminated, malloc'd. */
 char **sandbox_elf_rundirs(const char *path);
 
-/* Per-worker memory cgroup: create it (0) and return its cgroup.procs path in buf. */
-int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, char *buf, size_t len);
-/* Was the worker's cgroup OOM-killed?  Then remove the cgroup. */
-bool sandbox_cgroup_finish(uint64_t worker_id);
+/*
+ * Per-worker cgroups: a memory cgroup limited to memory_mb (0: none) and a
+ * pids cgroup limited to nproc (where the pids layer is available).  0 with
+ * plan->cgroup_procs / pids_procs set, or -errno (nothing left behind).
+ */
+int sandbox_cgroup_create(uint64_t worker_id, uint64_t memory_mb, uint64_t nproc,
+			  struct sandbox_plan *plan);
+/* OOM kills in the worker's memory cgroup so far (0 without one). */
+uint64_t sandbox_cgroup_oom_kills(uint64_t worker_id);
+/*
+ * The worker is gone: kill what is left in its cgroups, remove them.  True
+ * when its memory cgroup saw more OOM kills than the told ones.
+ */
+bool sandbox_cgroup_finish(uint64_t worker_id, uint64_t told);
+
+/* Child side, where the kernel has Landlock: writes only under the tmpfs paths (and to
+ * /dev/null, zero, urandom).  0 or -errno; async-signal-safe. */
+int sandbox_child_landlock(const struct sandbox_plan *p);
 
 #endif

@@ -71,6 +71,7 @@ enum {
 	STEP_MAPS,
 	STEP_MOUNTS,
 	STEP_SECCOMP,
+	STEP_LANDLOCK,
 	STEP_EXEC,
 };
 
@@ -160,6 +161,9 @@ CHILD_CODE static int child_final(void *arg)
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(a, STEP_SECCOMP, errno);
+	/* Inside the final mount view: the tmpfs paths are the worker's own. */
+	if ((r = sandbox_child_landlock(p)) < 0)
+		child_fail(a, STEP_LANDLOCK, -r);
 	if (p->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->filter) < 0)
 		child_fail(a, STEP_SECCOMP, errno);
 
@@ -211,6 +215,8 @@ CHILD_CODE static int child_main(void *arg)
 			close(fd);
 	}
 	if (p->cgroup_procs && (r = -write_cgroup(p->cgroup_procs)) > 0)
+		child_fail(a, STEP_CGROUP, r);
+	if (p->pids_procs && (r = -write_cgroup(p->pids_procs)) > 0)
 		child_fail(a, STEP_CGROUP, r);
 	if (!(p->ns & NS_ALL))
 		return child_final(a);
@@ -271,7 +277,7 @@ static const char *step_name(int step)
 	case STEP_RLIMIT:
 		return "cannot set rlimits";
 	case STEP_CGROUP:
-		return "cannot join the memory cgroup";
+		return "cannot join the worker's cgroups";
 	case STEP_USER:
 		return "cannot switch to the worker's user";
 	case STEP_NAMESPACES:
@@ -282,6 +288,8 @@ static const char *step_name(int step)
 		return "cannot build the mount namespace";
 	case STEP_SECCOMP:
 		return "cannot install the seccomp filter";
+	case STEP_LANDLOCK:
+		return "cannot apply the Landlock ruleset";
 	default:
 		return "cannot exec";
 	}

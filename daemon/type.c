@@ -15,7 +15,7 @@
 #include "server.h"
 
 const char *const sandbox_layer_names[SB_NLAYERS] = {
-    "user", "pid", "net", "ipc", "uts", "mount", "seccomp", "cgroup", "rlimits",
+    "user", "pid", "net", "ipc", "uts", "mount", "seccomp", "cgroup", "rlimits", "pids", "landlock",
 };
 
 /* Drop one reference to a configuration. */
@@ -30,7 +30,7 @@ void config_holder_put(struct config_holder *h)
 /* Layers a type asks for (rlimits always). */
 static unsigned type_wanted_layers(const struct type_config *tc)
 {
-	unsigned want = SB_RLIMITS;
+	unsigned want = SB_RLIMITS | SB_PIDS | SB_LANDLOCK;
 	want |= tc->sandbox.namespaces & NS_ALL; /* NS_* and SB_* share bits 0..5 */
 	if (tc->sandbox.seccomp != SECCOMP_NONE)
 		want |= SB_SECCOMP;
@@ -139,8 +139,8 @@ static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
 		}
 	}
 	type_plan_paths(t);
-	t->sb_active =
-	    SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) | (t->use_cgroup ? SB_CGROUP : 0);
+	t->sb_active = SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) |
+		       (t->use_cgroup ? SB_CGROUP : 0) | (d->sb_available & (SB_PIDS | SB_LANDLOCK));
 	t->sb_missing = want & ~t->sb_active;
 }
 

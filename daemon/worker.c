@@ -459,7 +459,6 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 		goto fail;
 	}
 	uint64_t id = d->next_worker_id + 1;
-	char procs[900];
 	struct sandbox_plan plan = {
 	    .ns = t->ns,
 	    .switch_user = t->switch_user,
@@ -475,15 +474,14 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	const char *prog = tc->mode == MODE_NATIVE ? tc->exec[0] : d->worker_path;
 	plan.exec_fd = t->exec_is_script ? -1 : open(prog, O_PATH | O_CLOEXEC);
 	bool in_cgroup = false;
-	if (t->use_cgroup) {
-		int cr = sandbox_cgroup_create(id, tc->limits.memory_mb, procs, sizeof(procs));
-		if (cr == 0) {
-			plan.cgroup_procs = procs;
+	if (t->use_cgroup || (d->sb_available & SB_PIDS)) {
+		int cr = sandbox_cgroup_create(id, t->use_cgroup ? tc->limits.memory_mb : 0,
+					       tc->limits.nproc, &plan);
+		if (cr == 0)
 			in_cgroup = true;
-		} else {
-			log_warn("type %s: cannot create a memory cgroup (%s); using RLIMIT_AS",
+		else
+			log_warn("type %s: cannot create the worker's cgroups (%s); using rlimits",
 				 t->name, strerror(-cr));
-		}
 	}
 	/* Native workers load "strict" themselves after init, asked through the environment. */
 	char **envp = NULL;
@@ -498,7 +496,7 @@ struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, si
 	free(envp);
 	if (sr < 0) {
 		if (in_cgroup)
-			sandbox_cgroup_finish(id);
+			sandbox_cgroup_finish(id, 0);
 		goto fail;
 	}
 	free(argv);
@@ -593,7 +591,7 @@ static void worker_done(struct worker *w)
 	struct call *c = worker_detach_call(w);
 	w->requests++;
 	if (c)
-		call_complete(c, w->id);
+		call_complete(c, w);
 	pool_worker_done(w);
 }
 
@@ -901,7 +899,7 @@ static void worker_on_exit(struct worker *w)
 	struct daemon *d = w->d;
 	struct type_rt *t = w->type;
 
-	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->id);
+	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->id, w->oom_kills);
 	enum exit_cause cause = exit_cause_of(w->intent, w->wstatus, oom, t->ns & NS_PID);
 	bool young = !w->ready_ms || now_ms() - w->ready_ms < t->cfg->restart.healthy_ms;
 	bool crash = exit_cause_describe(cause, w->wstatus, t->ns & NS_PID, w->detail, young,

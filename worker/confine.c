@@ -6,7 +6,8 @@
  *    worker_pid1_signals() gives each signal N whose default action terminates
  *    a handler that exits with status 128 + N, which the daemon reports as
  *    "killed by SIGN" when it sent N.  (A seccomp kill needs no handler: the
- *    kernel kills the process itself, with SIGSYS.)
+ *    kernel kills the process itself, with SIGSYS.)  Signals sent from inside
+ *    the namespace (a stdio program's) are ignored: only the daemon's count.
  *  - The "strict" seccomp filter (CORRAL_SECCOMP=strict, or the host's
  *    --seccomp strict), loaded after the hello: only what serving calls needs.
  */
@@ -33,6 +34,10 @@ static void pid1_signal(int sig, siginfo_t *si, void *uc)
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 
 	(void)uc;
+	/* Sent by a process of our own namespace (si_pid is 0 for a sender outside it, the
+	 * daemon): a stdio program, which has no business signalling its worker. */
+	if (si && si->si_code <= 0 && si->si_pid != 0 && si->si_pid != getpid())
+		return;
 	/* si_code > 0: raised by the kernel, not sent by a process (SI_USER, SI_QUEUE,
 	 * SI_TKILL... are all <= 0).  A real fault happens again on return, now with the
 	 * default action, and the kernel forces it even on a namespace init: the worker

@@ -18,6 +18,10 @@ struct stdio_prog {
 	char **argv; /* NULL-terminated; argv[0] is looked up in PATH */
 };
 
+/* Prepare the stdio adapter once, before the hello (the worker becomes undumpable, SIGCHLD comes
+ * through a signalfd, the program's filter is compiled).  0 or -errno. */
+int stdio_init(struct stdio_prog *prog);
+
 /* Run the program once with the payload on stdin; its stdout is the result. arg: struct stdio_prog.
  */
 int stdio_handle(struct corral_call *call, void *arg);

@@ -119,5 +119,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "corral-worker: stdio mode ignores seccomp strict "
 				"(its program would inherit the filter)\n");
 	unsetenv("CORRAL_SECCOMP");
+	int r = stdio_init(&prog);
+	if (r < 0) {
+		fprintf(stderr, "corral-worker: cannot set up the stdio adapter: %s\n",
+			strerror(-r));
+		return 1;
+	}
 	return corral_worker_run_seccomp(stdio_handle, &prog, &opts, CORRAL_SECCOMP_NONE);
 }

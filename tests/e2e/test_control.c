@@ -20,8 +20,8 @@
 
 #include "harness.h"
 
-static const char *const layer_set[] = {"user",	 "pid",	    "net",    "ipc",	 "uts",
-					"mount", "seccomp", "cgroup", "rlimits", NULL};
+static const char *const layer_set[] = {"user",	   "pid",    "net",	"ipc",	"uts",	    "mount",
+					"seccomp", "cgroup", "rlimits", "pids", "landlock", NULL};
 
 /* True when the object has exactly the given keys. */
 static bool exact_keys(json_t *o, const char *const *keys)
