@@ -220,6 +220,7 @@ struct daemon {
 	struct typeq retired;
 	struct typeq refill; /* types below min, refilled one spawn per loop turn */
 	struct event *ev_refill;
+	unsigned refill_yields; /* refill turns given up in a row to other events */
 	struct workerq workers;
 	struct workerq reaped; /* exits collected by the waitpid loop, handled after it */
 	unsigned nworkers;

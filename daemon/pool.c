@@ -153,6 +153,16 @@ void pool_on_refill(evutil_socket_t fd, short what, void *arg)
 	struct type_rt *t = TAILQ_FIRST(&d->refill);
 	if (!t)
 		return;
+	/* Replies waiting to be flushed (or any other event) go first: a spawn
+	 * holds the loop for a while.  Only a few times in a row, so that a
+	 * daemon under constant load still refills. */
+	if (d->refill_yields < 8 &&
+	    event_base_get_num_events(d->base, EVENT_BASE_COUNT_ACTIVE) > 0) {
+		d->refill_yields++;
+		pool_refill_soon(d);
+		return;
+	}
+	d->refill_yields = 0;
 	TAILQ_REMOVE(&d->refill, t, rentry);
 	t->refill_queued = false;
 	if (pool_below_min(t) && !pool_spawn_one(t, NULL, err, sizeof(err))) {
