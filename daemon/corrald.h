@@ -106,6 +106,7 @@ struct worker {
 	struct spawn_req *spawn_req; /* a `spawn` command waiting for readiness */
 	char *outbuf[2];	     /* partial log lines, stdout / stderr */
 	size_t outlen[2];
+	struct logcap *logcap;	     /* rate limit and slices of the log pipes (logcap.c) */
 	bool reaped;
 	bool stop_requested; /* stop/recycle/idle: not a crash */
 	bool killed_by_us;   /* a timeout or `kill`: not a crash */
