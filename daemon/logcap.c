@@ -25,12 +25,12 @@
 #define CUT_MARK    " [cut]"
 
 #define LOG_SLICE	   (16u * 1024u)	/* bytes read per event */
-#define LOG_KEEP_PER_EVENT 16u			/* lines kept per event */
+#define LOG_KEEP_PER_EVENT 8u			/* lines kept per event */
 #define LOG_KEEP_FINAL	   1024u		/* lines kept from what an exited worker left */
 #define LOG_RATE	   2000u		/* lines kept per second per worker, */
 #define LOG_BURST	   10000u		/* after a burst of this many */
 #define LOG_WINDOW_MS	   100u			/* a pipe is read at most */
-#define LOG_WINDOW_BYTES   (3u * 1024u * 1024u) /* this many bytes per window */
+#define LOG_WINDOW_BYTES   (2u * 1024u * 1024u) /* this many bytes per window */
 #define LOG_REPORT_MS	   1000u		/* suppressed counts logged at most this often */
 #define LOG_FOREVER	   UINT64_MAX
 

@@ -29,6 +29,7 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg);
 static void client_free(struct client *c);
 static void client_on_flush(evutil_socket_t fd, short what, void *arg);
 static void client_on_timer(evutil_socket_t fd, short what, void *arg);
+static void server_on_backlog(evutil_socket_t fd, short what, void *arg);
 
 /* Resolve the daemon's socket path per DESIGN.md; malloc'd. */
 char *server_default_path(const char *cli, const struct config *cfg)
@@ -336,6 +337,7 @@ int server_start(struct daemon *d, const char *path, const struct config *cfg)
 		return -1;
 	s->d = d;
 	LIST_INIT(&s->clients);
+	TAILQ_INIT(&s->backlog);
 	server_tune_malloc();
 	s->lfd = sd_listen_fd();
 	if (s->lfd >= 0) {
@@ -351,7 +353,8 @@ int server_start(struct daemon *d, const char *path, const struct config *cfg)
 	}
 	s->ev_accept = event_new(d->base, s->lfd, EV_READ | EV_PERSIST, server_on_accept, s);
 	s->ev_backoff = evtimer_new(d->base, server_on_backoff, s);
-	if (!s->ev_accept || !s->ev_backoff) {
+	s->ev_backlog = evtimer_new(d->base, server_on_backlog, s);
+	if (!s->ev_accept || !s->ev_backoff || !s->ev_backlog) {
 		log_err("out of memory");
 		return -1;
 	}
@@ -379,6 +382,8 @@ void server_free(struct server *s, const char *path)
 		event_free(s->ev_accept);
 	if (s->ev_backoff)
 		event_free(s->ev_backoff);
+	if (s->ev_backlog)
+		event_free(s->ev_backlog);
 	if (s->lfd >= 0) {
 		close(s->lfd);
 		if (!s->activated && path)
@@ -387,6 +392,39 @@ void server_free(struct server *s, const char *path)
 	free(s->allow_uids);
 	free(s->allow_gids);
 	free(s);
+}
+
+/* Arm the backlog for the next loop turn (after the poll), at a priority by age. */
+static void backlog_arm(struct server *s)
+{
+	static const struct timeval now = {0, 0};
+	struct client *head = TAILQ_FIRST(&s->backlog);
+
+	if (!head || event_pending(s->ev_backlog, EV_TIMEOUT, NULL))
+		return;
+	bool late = mono_us() - head->backlog_us > BACKLOG_MAX_WAIT_US;
+	event_priority_set(s->ev_backlog, late ? EV_PRIO_DEFAULT : EV_PRIO_BACKLOG);
+	evtimer_add(s->ev_backlog, &now);
+}
+
+/* Take c out of the backlog. */
+static void backlog_remove(struct client *c)
+{
+	if (c->in_backlog) {
+		TAILQ_REMOVE(&c->srv->backlog, c, bentry);
+		c->in_backlog = false;
+	}
+}
+
+/* Queue c (at the tail) for a slice of its buffered lines. */
+static void backlog_add(struct client *c)
+{
+	if (!c->in_backlog) {
+		TAILQ_INSERT_TAIL(&c->srv->backlog, c, bentry);
+		c->in_backlog = true;
+		c->backlog_us = mono_us();
+	}
+	backlog_arm(c->srv);
 }
 
 /* Free one queued message, closing its fd. */
@@ -444,6 +482,7 @@ static void client_free(struct client *c)
 		if (c->cur_fds[i] >= 0)
 			close(c->cur_fds[i]);
 	client_forget_streams(c);
+	backlog_remove(c);
 	event_free(c->ev_rd);
 	event_free(c->ev_wr);
 	event_free(c->ev_flush);
@@ -571,6 +610,7 @@ static void client_kill(struct client *c)
 	event_del(c->ev_rd);
 	event_del(c->ev_wr);
 	event_del(c->ev_timer);
+	backlog_remove(c);
 	while (!TAILQ_EMPTY(&c->out)) {
 		struct outmsg *o = TAILQ_FIRST(&c->out);
 		TAILQ_REMOVE(&c->out, o, entry);
@@ -939,27 +979,26 @@ static bool client_has_input(const struct client *c)
 }
 
 /*
- * Decide how c's input goes on: paused while its replies pile up; the next
- * slice of buffered lines on the next loop turn; else wait for the socket.
+ * Decide how c's input goes on: paused while its replies pile up; the
+ * backlog while complete lines are buffered (or EOF is to be handled); else
+ * wait for the socket.
  */
 static void client_arm_input(struct client *c)
 {
-	static const struct timeval now = {0, 0};
-
 	if (c->dead || c->closing) {
 		event_del(c->ev_rd);
-		if (!c->ended)
-			event_del(c->ev_timer);
+		backlog_remove(c);
 		return;
 	}
 	c->paused = client_over_soft(c);
 	if (c->paused) {
 		event_del(c->ev_rd);
-		event_del(c->ev_timer);
+		backlog_remove(c);
 	} else if (client_has_input(c) || c->rd_eof) {
 		event_del(c->ev_rd);
-		evtimer_add(c->ev_timer, &now);
+		backlog_add(c);
 	} else {
+		backlog_remove(c);
 		event_add(c->ev_rd, NULL);
 	}
 }
@@ -1054,18 +1093,29 @@ static bool client_make_room(struct client *c)
 	return true;
 }
 
-/* More buffered lines (or the rest after EOF), one slice per loop turn; or a linger ran out. */
+/* An ended stream's linger ran out. */
 static void client_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
 	(void)fd;
 	(void)what;
-	if (c->ended) {
-		log_notice("closing a stream follower that did not read its final event");
-		client_drop(c);
-		return;
+	log_notice("closing a stream follower that did not read its final event");
+	client_drop(c);
+}
+
+/* One slice of the backlog's head client (it goes to the tail if lines remain). */
+static void server_on_backlog(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	struct client *c = TAILQ_FIRST(&s->backlog);
+	(void)fd;
+	(void)what;
+
+	if (c) {
+		backlog_remove(c);
+		client_process(c); /* re-queues it at the tail while lines remain */
 	}
-	client_process(c);
+	backlog_arm(s);
 }
 
 /* Socket readable: read one slice of bytes and fds, dispatch a slice of lines. */

@@ -20,31 +20,37 @@
 
 /*
  * Per-connection budgets (DESIGN.md "Principles": fair).  Each read event
- * takes one slice of bytes and dispatches at most a slice of lines; what is
- * left waits for the next loop turn, after every other client's slice.  A
+ * takes one slice of bytes and dispatches at most a slice of lines.  Lines
+ * left over wait in the server's backlog: one client's slice per loop turn,
+ * round robin, at a priority below fresh input, so a client with one request
+ * goes ahead of a client with ten thousand (a backlog that waited past
+ * BACKLOG_MAX_WAIT_US is served at the normal priority: never starved).  A
  * connection whose unsent replies pass the soft limit is not read until they
  * drain to half of it; past the hard limit (replies to calls already accepted
  * keep coming) it is dropped.  A stream follower whose unsent events pass its
  * own limit is dropped: its stream ends with a final event where that can
  * still be sent, and the connection closes once flushed or after the linger.
  */
-#define CLIENT_READ_SLICE (64u * 1024u)
-#define CLIENT_LINE_SLICE 32u
-#define CLIENT_SOFT_OUT	  (256u * 1024u)
-#define CLIENT_MAX_OUT	  (64u * 1024u * 1024u)
-#define STREAM_MAX_OUT	  (1024u * 1024u)
-#define STREAM_LINGER_MS  10000u
+#define CLIENT_READ_SLICE   (64u * 1024u)
+#define CLIENT_LINE_SLICE   16u
+#define CLIENT_SOFT_OUT	    (64u * 1024u)
+#define CLIENT_MAX_OUT	    (64u * 1024u * 1024u)
+#define STREAM_MAX_OUT	    (256u * 1024u)
+#define STREAM_LINGER_MS    10000u
+#define BACKLOG_MAX_WAIT_US 20000u
 
 /*
- * Event priorities (event_base_priority_init(base, EV_NPRIO)).  Reply
- * flushes share the default priority: libevent runs only the most urgent
- * non-empty priority in a loop turn, so a lower one would starve while any
- * client or worker pipe stays readable.  A flush is activated during the turn
- * and so runs after the events that were already pending in it: one write
- * still carries all the replies of a turn.
+ * Event priorities (event_base_priority_init(base, EV_NPRIO)); libevent runs
+ * only the most urgent non-empty priority in a loop turn.  Reply flushes
+ * share the default priority (a lower one would starve while any client or
+ * worker pipe stays readable); a flush is activated during the turn and so
+ * runs after the events already pending in it: one write still carries all
+ * the replies of a turn.  The backlog of buffered request lines runs below.
  */
-#define EV_NPRIO      3
-#define EV_PRIO_FLUSH (EV_NPRIO / 2)
+#define EV_NPRIO	3
+#define EV_PRIO_DEFAULT (EV_NPRIO / 2)
+#define EV_PRIO_FLUSH	EV_PRIO_DEFAULT
+#define EV_PRIO_BACKLOG (EV_PRIO_DEFAULT + 1)
 
 struct outmsg {
 	TAILQ_ENTRY(outmsg) entry;
@@ -63,11 +69,14 @@ struct follow {
 
 struct client {
 	LIST_ENTRY(client) entry;
+	TAILQ_ENTRY(client) bentry; /* the server's backlog, while in it */
+	bool in_backlog;
+	uint64_t backlog_us; /* when it joined the backlog */
 	struct server *srv;
 	int fd;
 	uid_t uid;
 	struct event *ev_rd, *ev_wr, *ev_flush;
-	struct event *ev_timer; /* more lines next turn; or the linger of an ended stream */
+	struct event *ev_timer; /* the linger of an ended stream */
 	bool flush_pending;
 	char *in;
 	size_t inoff, inlen, incap; /* unread input is in[inoff..inlen) */
@@ -102,6 +111,8 @@ struct server {
 	struct event *ev_accept, *ev_backoff;
 	LIST_HEAD(, client) clients;
 	unsigned nclients;
+	TAILQ_HEAD(, client) backlog; /* clients with complete lines left to dispatch */
+	struct event *ev_backlog;     /* serves the backlog's head, one slice a turn */
 	uid_t *allow_uids;
 	size_t n_allow_uids;
 	gid_t *allow_gids;

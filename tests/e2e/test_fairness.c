@@ -168,7 +168,9 @@ START_TEST(flooders_do_not_starve_a_bystander)
 	json_decref(r);
 	/* Flooders are paused, not fed: the daemon holds a bounded backlog for each. */
 	long growth = status_kb(d.pid, "VmHWM") - rss0;
-	ck_assert_msg(growth <= 32 * 1024, "daemon RSS grew %ld KiB under the flood", growth);
+	/* (A sanitizer's quarantine keeps freed memory: no bound to check there.) */
+	ck_assert_msg(h_small() || growth <= 32 * 1024, "daemon RSS grew %ld KiB under the flood",
+		      growth);
 	fprintf(stderr, "flood: worst bystander ping %lld ms, daemon RSS +%ld KiB\n",
 		(long long)worst, growth);
 	for (int i = 0; i < NFLOOD; i++) {
@@ -227,8 +229,8 @@ START_TEST(stalled_followers_are_dropped)
 	ck_assert_msg(wait_hup(f2.fd, 30000), "a follower that never reads was not dropped");
 	long growth = status_kb(d.pid, "VmHWM") - rss0;
 	fprintf(stderr, "stalled followers: daemon RSS +%ld KiB\n", growth);
-	ck_assert_msg(growth <= RSS_GROWTH_KB, "daemon RSS grew %ld KiB (bound %d)", growth,
-		      RSS_GROWTH_KB);
+	ck_assert_msg(h_small() || growth <= RSS_GROWTH_KB, "daemon RSS grew %ld KiB (bound %d)",
+		      growth, RSS_GROWTH_KB);
 	prompt_ping(&c);
 	hc_close(&f1);
 	hc_close(&f2);
