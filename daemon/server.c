@@ -914,8 +914,13 @@ static enum ctl_code client_parse(struct client *c, const char *line, size_t len
 	memcpy(rest + vs, line + vs + vn, len - vs - vn);
 	enum ctl_code code = ctl_request_parse(rest, len - vn, c->ncur_fds, req, err, errlen);
 	free(rest);
-	if (code == CTL_OK && json_object_set_new(req->root, "payload_b64",
-						  json_stringn_nocheck(line + vs, vn)) < 0) {
+	if (code != CTL_OK) {
+		/* Errors are rare: the ordinary path words them (columns of the whole line). */
+		ctl_request_free(req);
+		return ctl_request_parse(line, len, c->ncur_fds, req, err, errlen);
+	}
+	if (json_object_set_new(req->root, "payload_b64", json_stringn_nocheck(line + vs, vn)) <
+	    0) {
 		snprintf(err, errlen, "out of memory");
 		code = CTL_INTERNAL;
 	}

@@ -311,6 +311,103 @@ START_TEST(chatty_worker_does_not_stall_control)
 }
 END_TEST
 
+/* Send one raw request line; the reply with its id (owned). */
+static json_t *raw_rpc(struct hc *c, const char *line, size_t len, json_int_t id)
+{
+	hc_send_raw(c, line, len, -1);
+	json_t *r = hc_wait_id(c, id, 30000, NULL);
+	ck_assert_msg(r, "no reply to request %lld", (long long)id);
+	return r;
+}
+
+/*
+ * Item 7: a large payload_b64 takes the daemon's fast path past the JSON
+ * parser; whatever the line looks like, the bytes and the errors are the
+ * ordinary path's.
+ */
+START_TEST(large_inline_payloads)
+{
+	struct hd d;
+	struct hc c;
+	size_t n = 512 * 1024;
+	unsigned char *data = malloc(n);
+	ck_assert_ptr_nonnull(data);
+	h_pattern(data, 0, n);
+	char *b64 = h_b64(data, n);
+	size_t bl = strlen(b64);
+	char *line = malloc(bl + 512);
+	ck_assert_ptr_nonnull(line);
+
+	hd_up(&d, NULL);
+	hc_open(&c, &d);
+	/* Key order, nesting before it, whitespace: the result is the payload. */
+	static const char *const shapes[] = {
+	    "{\"id\":1,\"cmd\":\"call\",\"type\":\"echo\",\"payload_b64\":\"%s\"}\n",
+	    "{ \"payload_b64\" : \"%s\" , \"cmd\":\"call\", \"id\":1, \"type\":\"echo\" }\n",
+	    "{\"id\":1,\"key\\\"x\":{\"a\":[1,{\"payload_b64\":\"Zg==\"}]},\"cmd\":\"call\","
+	    "\"type\":\"echo\",\"payload_b64\":\"%s\"}\n",
+	};
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		int len = snprintf(line, bl + 512, shapes[i], b64);
+		json_t *r = raw_rpc(&c, line, (size_t)len, 1);
+		if (i == 2) {
+			/* An argument the command does not know, named as usual. */
+			H_ERR(r, "bad_request");
+			json_decref(r);
+			continue;
+		}
+		H_OK(r);
+		size_t rn = 0;
+		unsigned char *res = h_unb64(h_str(r, "result_b64"), &rn);
+		ck_assert_uint_eq(rn, n);
+		ck_assert_msg(memcmp(res, data, n) == 0, "shape %zu: result differs", i);
+		free(res);
+		json_decref(r);
+	}
+	/* Escapes inside the text take the ordinary path, with the same result. */
+	int len = snprintf(
+	    line, bl + 512,
+	    "{\"id\":2,\"cmd\":\"call\",\"type\":\"echo\",\"payload_b64\":\"\\u0041%s\"}\n",
+	    b64 + 1);
+	json_t *r = raw_rpc(&c, line, (size_t)len, 2);
+	H_OK(r);
+	json_decref(r);
+	/* Twice the key: a duplicate, as the JSON parser says. */
+	len = snprintf(line, bl + 512,
+		       "{\"id\":3,\"cmd\":\"call\",\"type\":\"echo\",\"payload_b64\":\"%s\","
+		       "\"payload_b64\":\"Zg==\"}\n",
+		       b64);
+	hc_send_raw(&c, line, (size_t)len, -1);
+	r = hc_wait_null(&c, 30000); /* not valid JSON: no id to answer */
+	ck_assert_msg(r, "no reply to a duplicate key");
+	H_ERR(r, "bad_request");
+	ck_assert_msg(strstr(h_errmsg(r), "duplicate"), "message: %s", h_errmsg(r));
+	json_decref(r);
+	/* A bad digit deep inside: not valid base64. */
+	b64[bl / 2] = '*';
+	len =
+	    snprintf(line, bl + 512,
+		     "{\"id\":4,\"cmd\":\"call\",\"type\":\"echo\",\"payload_b64\":\"%s\"}\n", b64);
+	r = raw_rpc(&c, line, (size_t)len, 4);
+	H_ERR(r, "bad_request");
+	json_decref(r);
+	/* Not a string: the type error names the argument. */
+	len = snprintf(line, bl + 512,
+		       "{\"id\":5,\"cmd\":\"call\",\"type\":\"echo\",\"payload_b64\":[\"%s\"]}\n",
+		       b64);
+	r = raw_rpc(&c, line, (size_t)len, 5);
+	H_ERR(r, "bad_request");
+	ck_assert_msg(strstr(h_errmsg(r), "payload_b64"), "message: %s", h_errmsg(r));
+	json_decref(r);
+	prompt_ping(&c);
+	free(line);
+	free(b64);
+	free(data);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fairness");
@@ -318,5 +415,6 @@ int main(void)
 	h_add(s, stalled_followers_are_dropped, 240);
 	h_add(s, dropped_follower_hears_why, 240);
 	h_add(s, chatty_worker_does_not_stall_control, 120);
+	h_add(s, large_inline_payloads, 120);
 	return h_main(s);
 }
