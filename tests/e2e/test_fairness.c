@@ -344,8 +344,8 @@ START_TEST(large_inline_payloads)
 	static const char *const shapes[] = {
 	    "{\"id\":1,\"cmd\":\"call\",\"type\":\"echo\",\"payload_b64\":\"%s\"}\n",
 	    "{ \"payload_b64\" : \"%s\" , \"cmd\":\"call\", \"id\":1, \"type\":\"echo\" }\n",
-	    "{\"id\":1,\"key\\\"x\":{\"a\":[1,{\"payload_b64\":\"Zg==\"}]},\"cmd\":\"call\","
-	    "\"type\":\"echo\",\"payload_b64\":\"%s\"}\n",
+	    ("{\"id\":1,\"key\\\"x\":{\"a\":[1,{\"payload_b64\":\"Zg==\"}]},\"cmd\":\"call\","
+	     "\"type\":\"echo\",\"payload_b64\":\"%s\"}\n"),
 	};
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 		int len = snprintf(line, bl + 512, shapes[i], b64);
