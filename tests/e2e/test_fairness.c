@@ -184,6 +184,46 @@ START_TEST(flooders_do_not_starve_a_bystander)
 }
 END_TEST
 
+/* Item 4: a client paused over its soft limit is resumed as it reads: no reply lost. */
+START_TEST(paused_client_resumes)
+{
+	struct hd d;
+	struct hc c;
+	int n = h_small() ? 5000 : 20000;
+	static const char ping[] = "{\"id\":7,\"cmd\":\"ping\"}\n";
+
+	hd_up(&d, NULL);
+	hc_open(&c, &d);
+	size_t len = (sizeof(ping) - 1) * (size_t)n;
+	char *buf = malloc(len);
+	ck_assert_ptr_nonnull(buf);
+	for (int i = 0; i < n; i++)
+		memcpy(buf + (size_t)i * (sizeof(ping) - 1), ping, sizeof(ping) - 1);
+	/* Written by a child: the daemon stops reading us long before all is sent. */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		ssize_t w = 0;
+		for (size_t off = 0; off < len && w >= 0; off += (size_t)w)
+			w = send(c.fd, buf + off, len - off, MSG_NOSIGNAL);
+		_exit(w < 0);
+	}
+	for (int i = 0; i < n; i++) {
+		json_t *r = hc_next(&c, 30000, NULL);
+		ck_assert_msg(r, "reply %d of %d never came", i + 1, n);
+		H_OK(r);
+		json_decref(r);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer failed");
+	prompt_ping(&c);
+	free(buf);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
 /* The config of a `chatty` type printing count lines of len bytes in mode (exit/serve). */
 static void up_chatty(struct hd *d, const char *count, const char *len, const char *mode, int min)
 {
@@ -412,6 +452,7 @@ int main(void)
 {
 	Suite *s = suite_create("fairness");
 	h_add(s, flooders_do_not_starve_a_bystander, 120);
+	h_add(s, paused_client_resumes, 120);
 	h_add(s, stalled_followers_are_dropped, 240);
 	h_add(s, dropped_follower_hears_why, 240);
 	h_add(s, chatty_worker_does_not_stall_control, 120);
