@@ -1019,7 +1019,7 @@ static int client_process(struct client *c)
 
 	while (!c->dead && !c->closing && lines < CLIENT_LINE_SLICE && !client_over_soft(c)) {
 		size_t from = c->scan > pos ? c->scan : pos;
-		char *nl = memchr(c->in + from, '\n', c->inlen - from);
+		char *nl = from < c->inlen ? memchr(c->in + from, '\n', c->inlen - from) : NULL;
 		if (!nl) {
 			c->scan = c->inlen;
 			break;
