@@ -15,7 +15,7 @@ fi
 ninja -C "$build" >&2
 
 status=0
-for b in bench-ring bench-lifecycle bench-call; do
+for b in bench-ring bench-lifecycle bench-call bench-hostile; do
 	echo "== $b" >&2
 	"$build/bench/$b" || { echo "$b failed (exit $?)" >&2; status=1; }
 done

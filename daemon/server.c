@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +18,18 @@
 #include "log.h"
 #include "sd.h"
 #include "server.h"
+#include "b64.h"
 #include "control.h"
+
+/* Request lines at least this long take the fast path for a payload_b64. */
+#define B64_LIFT_MIN 4096u
 
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
 static void client_free(struct client *c);
 static void client_on_flush(evutil_socket_t fd, short what, void *arg);
+static void client_on_timer(evutil_socket_t fd, short what, void *arg);
+static void server_on_backlog(evutil_socket_t fd, short what, void *arg);
 
 /* Resolve the daemon's socket path per DESIGN.md; malloc'd. */
 char *server_default_path(const char *cli, const struct config *cfg)
@@ -285,24 +292,41 @@ static void server_on_accept(evutil_socket_t lfd, short what, void *arg)
 		c->ev_rd = event_new(s->d->base, fd, EV_READ | EV_PERSIST, client_on_read, c);
 		c->ev_wr = event_new(s->d->base, fd, EV_WRITE | EV_PERSIST, client_on_write, c);
 		c->ev_flush = event_new(s->d->base, -1, 0, client_on_flush, c);
-		if (!c->ev_rd || !c->ev_wr || !c->ev_flush) {
+		c->ev_timer = evtimer_new(s->d->base, client_on_timer, c);
+		if (!c->ev_rd || !c->ev_wr || !c->ev_flush || !c->ev_timer) {
 			if (c->ev_rd)
 				event_free(c->ev_rd);
 			if (c->ev_wr)
 				event_free(c->ev_wr);
 			if (c->ev_flush)
 				event_free(c->ev_flush);
+			if (c->ev_timer)
+				event_free(c->ev_timer);
 			close(fd);
 			free(c);
 			continue;
 		}
-		/* Replies flush after every other event of a loop turn: one write carries
-		 * all the replies a turn produced for this client. */
+		/* Replies flush after the events already pending in a loop turn: one
+		 * write carries all the replies the turn produced for this client. */
 		event_priority_set(c->ev_flush, EV_PRIO_FLUSH);
 		event_add(c->ev_rd, NULL);
 		LIST_INSERT_HEAD(&s->clients, c, entry);
 		s->nclients++;
 	}
+}
+
+/*
+ * Large buffers (a request line of up to 1 MiB, its payload text and bytes,
+ * the reply) come from the heap and stay there for the next call.  glibc
+ * would map each one fresh past 128 KiB and unmap it on free, and faulting
+ * fresh pages in costs more than all the rest a big inline call does (about
+ * 3 us a KiB on a VM: what made 512 KiB of payload_b64 super-linear).  Free
+ * memory at the heap's top past TRIM is still given back.
+ */
+static void server_tune_malloc(void)
+{
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 }
 
 /* Listen (or adopt a systemd socket), set up the accept event. */
@@ -313,6 +337,8 @@ int server_start(struct daemon *d, const char *path, const struct config *cfg)
 		return -1;
 	s->d = d;
 	LIST_INIT(&s->clients);
+	TAILQ_INIT(&s->backlog);
+	server_tune_malloc();
 	s->lfd = sd_listen_fd();
 	if (s->lfd >= 0) {
 		s->activated = true;
@@ -327,7 +353,8 @@ int server_start(struct daemon *d, const char *path, const struct config *cfg)
 	}
 	s->ev_accept = event_new(d->base, s->lfd, EV_READ | EV_PERSIST, server_on_accept, s);
 	s->ev_backoff = evtimer_new(d->base, server_on_backoff, s);
-	if (!s->ev_accept || !s->ev_backoff) {
+	s->ev_backlog = evtimer_new(d->base, server_on_backlog, s);
+	if (!s->ev_accept || !s->ev_backoff || !s->ev_backlog) {
 		log_err("out of memory");
 		return -1;
 	}
@@ -355,6 +382,8 @@ void server_free(struct server *s, const char *path)
 		event_free(s->ev_accept);
 	if (s->ev_backoff)
 		event_free(s->ev_backoff);
+	if (s->ev_backlog)
+		event_free(s->ev_backlog);
 	if (s->lfd >= 0) {
 		close(s->lfd);
 		if (!s->activated && path)
@@ -363,6 +392,62 @@ void server_free(struct server *s, const char *path)
 	free(s->allow_uids);
 	free(s->allow_gids);
 	free(s);
+}
+
+/* Arm the backlog for the next loop turn (after the poll), at a priority by age. */
+static void backlog_arm(struct server *s)
+{
+	static const struct timeval now = {0, 0};
+	struct client *head = TAILQ_FIRST(&s->backlog);
+
+	if (!head || event_pending(s->ev_backlog, EV_TIMEOUT, NULL))
+		return;
+	bool late = mono_us() - head->backlog_us > BACKLOG_MAX_WAIT_US;
+	event_priority_set(s->ev_backlog, late ? EV_PRIO_DEFAULT : EV_PRIO_BACKLOG);
+	evtimer_add(s->ev_backlog, &now);
+}
+
+/* Take c out of the backlog. */
+static void backlog_remove(struct client *c)
+{
+	if (c->in_backlog) {
+		TAILQ_REMOVE(&c->srv->backlog, c, bentry);
+		c->in_backlog = false;
+	}
+}
+
+/* Queue c (at the tail) for a slice of its buffered lines. */
+static void backlog_add(struct client *c)
+{
+	if (!c->in_backlog) {
+		TAILQ_INSERT_TAIL(&c->srv->backlog, c, bentry);
+		c->in_backlog = true;
+		c->backlog_us = mono_us();
+	}
+	backlog_arm(c->srv);
+}
+
+/* Free one queued message, closing its fd. */
+static void outmsg_free(struct outmsg *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m->data);
+	free(m);
+}
+
+/* Forget the streams of c (no more events go to it). */
+static void client_forget_streams(struct client *c)
+{
+	for (unsigned i = 0; i < c->nfollows; i++) {
+		json_decref(c->follows[i].id);
+		free(c->follows[i].type);
+	}
+	free(c->follows);
+	c->follows = NULL;
+	c->nfollows = 0;
+	json_decref(c->watch_id);
+	c->watch_id = NULL;
 }
 
 /* Release a client: detach its calls and spawn requests, close its fds. */
@@ -389,25 +474,19 @@ static void client_free(struct client *c)
 	}
 	while ((m = TAILQ_FIRST(&c->out))) {
 		TAILQ_REMOVE(&c->out, m, entry);
-		if (m->fd >= 0)
-			close(m->fd);
-		free(m->data);
-		free(m);
+		outmsg_free(m);
 	}
 	for (unsigned i = 0; i < c->nrfds; i++)
 		close(c->rfds[i].fd);
 	for (unsigned i = 0; i < c->ncur_fds; i++)
 		if (c->cur_fds[i] >= 0)
 			close(c->cur_fds[i]);
-	for (unsigned i = 0; i < c->nfollows; i++) {
-		json_decref(c->follows[i].id);
-		free(c->follows[i].type);
-	}
-	free(c->follows);
-	json_decref(c->watch_id);
+	client_forget_streams(c);
+	backlog_remove(c);
 	event_free(c->ev_rd);
 	event_free(c->ev_wr);
 	event_free(c->ev_flush);
+	event_free(c->ev_timer);
 	close(c->fd);
 	LIST_REMOVE(c, entry);
 	c->srv->nclients--;
@@ -415,18 +494,63 @@ static void client_free(struct client *c)
 	free(c);
 }
 
-/* Write as much queued output as the socket takes; 0 ok, -1 the client is gone. */
+/* True when the client has nothing left to do and may be closed. */
+static bool client_done(const struct client *c)
+{
+	return c->closing && TAILQ_EMPTY(&c->out) && LIST_EMPTY(&c->calls) &&
+	       LIST_EMPTY(&c->spawns);
+}
+
+/* Account n bytes written out of the queue head; free the messages fully sent. */
+static void client_consume(struct client *c, size_t n)
+{
+	struct outmsg *m;
+
+	while (n && (m = TAILQ_FIRST(&c->out))) {
+		size_t take = m->len - m->off;
+		if (take > n)
+			take = n;
+		m->off += take;
+		n -= take;
+		c->outbytes -= take;
+		if (m->event)
+			c->evbytes -= take;
+		if (m->off < m->len)
+			break;
+		TAILQ_REMOVE(&c->out, m, entry);
+		outmsg_free(m);
+	}
+}
+
+/* Messages written by one sendmsg: a run without fds but for the first one's. */
+#define FLUSH_IOV 64
+
+static void client_arm_input(struct client *c);
+
+/* Write as much queued output as the socket takes; 0 ok, -1 the client is done or gone. */
 static int client_flush(struct client *c)
 {
 	struct outmsg *m;
 
 	while ((m = TAILQ_FIRST(&c->out))) {
-		struct iovec iov = {m->data + m->off, m->len - m->off};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		struct iovec iov[FLUSH_IOV];
+		struct msghdr mh = {.msg_iov = iov};
 		union {
 			char buf[CMSG_SPACE(sizeof(int))];
 			struct cmsghdr align;
 		} u;
+		size_t total = 0;
+		unsigned n = 0;
+
+		for (struct outmsg *x = m; x && n < FLUSH_IOV; x = TAILQ_NEXT(x, entry)) {
+			if (x != m && x->fd >= 0)
+				break; /* its fd must ride with its own first byte */
+			iov[n].iov_base = x->data + x->off;
+			iov[n].iov_len = x->len - x->off;
+			total += iov[n].iov_len;
+			n++;
+		}
+		mh.msg_iovlen = n;
 		if (m->fd >= 0) {
 			memset(&u, 0, sizeof(u));
 			mh.msg_control = u.buf;
@@ -437,8 +561,8 @@ static int client_flush(struct client *c)
 			cm->cmsg_len = CMSG_LEN(sizeof(int));
 			memcpy(CMSG_DATA(cm), &m->fd, sizeof(int));
 		}
-		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
+		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
 			return -1;
@@ -447,21 +571,19 @@ static int client_flush(struct client *c)
 			close(m->fd);
 			m->fd = -1;
 		}
-		m->off += (size_t)n;
-		c->outbytes -= (size_t)n;
-		if (m->off < m->len)
+		client_consume(c, (size_t)w);
+		if ((size_t)w < total)
 			break;
-		TAILQ_REMOVE(&c->out, m, entry);
-		free(m->data);
-		free(m);
 	}
 	if (TAILQ_EMPTY(&c->out)) {
 		event_del(c->ev_wr);
-		if (c->closing && LIST_EMPTY(&c->calls) && LIST_EMPTY(&c->spawns))
+		if (client_done(c))
 			return -1;
 	} else {
 		event_add(c->ev_wr, NULL);
 	}
+	if (c->paused)
+		client_arm_input(c); /* resumes once drained to half the soft limit */
 	return 0;
 }
 
@@ -487,15 +609,15 @@ static void client_kill(struct client *c)
 	c->closing = true;
 	event_del(c->ev_rd);
 	event_del(c->ev_wr);
+	event_del(c->ev_timer);
+	backlog_remove(c);
 	while (!TAILQ_EMPTY(&c->out)) {
 		struct outmsg *o = TAILQ_FIRST(&c->out);
 		TAILQ_REMOVE(&c->out, o, entry);
-		if (o->fd >= 0)
-			close(o->fd);
-		free(o->data);
-		free(o);
+		outmsg_free(o);
 	}
 	c->outbytes = 0;
+	c->evbytes = 0;
 	client_schedule(c);
 }
 
@@ -520,16 +642,8 @@ static void client_on_write(evutil_socket_t fd, short what, void *arg)
 		client_drop(c);
 }
 
-/* Queue one JSON line (obj is stolen) with an optional fd (stolen). */
-void client_send(struct client *c, json_t *obj, int fd)
-{
-	char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(obj);
-	client_send_line(c, s, s ? strlen(s) : 0, fd);
-}
-
-/* Queue one serialized line (s, malloc'd, no newline, is taken) with an optional fd. */
-void client_send_line(struct client *c, char *s, size_t len, int fd)
+/* Queue one line (s, malloc'd, no newline, is taken); event: a stream event. */
+static void client_queue(struct client *c, char *s, size_t len, int fd, bool event)
 {
 	if (!s || c->dead) {
 		free(s);
@@ -551,9 +665,12 @@ void client_send_line(struct client *c, char *s, size_t len, int fd)
 	m->len = len;
 	m->off = 0;
 	m->fd = fd;
+	m->event = event;
 	bool was_empty = TAILQ_EMPTY(&c->out);
 	TAILQ_INSERT_TAIL(&c->out, m, entry);
 	c->outbytes += len;
+	if (event)
+		c->evbytes += len;
 	if (c->outbytes > CLIENT_MAX_OUT) {
 		/* The client stopped reading: drop it rather than grow without bound. */
 		log_notice("dropping a client that stopped reading (%zu bytes queued)",
@@ -563,6 +680,20 @@ void client_send_line(struct client *c, char *s, size_t len, int fd)
 	}
 	if (was_empty)
 		client_schedule(c); /* else EV_WRITE or a scheduled flush is already on it */
+}
+
+/* Queue one JSON line (obj is stolen) with an optional fd (stolen). */
+void client_send(struct client *c, json_t *obj, int fd)
+{
+	char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(obj);
+	client_queue(c, s, s ? strlen(s) : 0, fd, false);
+}
+
+/* Queue one serialized line (s, malloc'd, no newline, is taken) with an optional fd. */
+void client_send_line(struct client *c, char *s, size_t len, int fd)
+{
+	client_queue(c, s, len, fd, false);
 }
 
 /* {"id":id,"ok":true, ...extra} */
@@ -611,12 +742,197 @@ int client_take_fd(struct client *c)
 	return -1;
 }
 
+/*
+ * End c's streams: unsent events are discarded (a message already begun is
+ * finished, so the peer never sees a torn line), each stream gets a final
+ * event {"end": why}, and the connection closes once that is out, or after
+ * STREAM_LINGER_MS.  Replies to its requests still go first.
+ */
+static void client_end_streams(struct client *c, const char *why)
+{
+	struct outmsg *m, *next;
+	struct timeval linger = {STREAM_LINGER_MS / 1000, (STREAM_LINGER_MS % 1000) * 1000};
+
+	if (c->dead || (!c->watch_id && !c->nfollows))
+		return;
+	for (m = TAILQ_FIRST(&c->out); m; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (!m->event || m->off > 0)
+			continue;
+		TAILQ_REMOVE(&c->out, m, entry);
+		c->outbytes -= m->len;
+		c->evbytes -= m->len;
+		outmsg_free(m);
+	}
+	for (unsigned i = 0; i <= c->nfollows; i++) {
+		json_t *sid = i < c->nfollows ? c->follows[i].id : c->watch_id;
+		if (sid)
+			client_send(c, json_pack("{s:O,s:{s:s}}", "id", sid, "event", "end", why),
+				    -1);
+	}
+	client_forget_streams(c);
+	c->ended = true;
+	c->closing = true;
+	event_del(c->ev_rd);
+	evtimer_add(c->ev_timer, &linger);
+	client_schedule(c);
+}
+
+/* Queue a stream event; a follower that fell behind is dropped instead. */
+static void client_send_event(struct client *c, json_t *obj)
+{
+	if (c->evbytes > STREAM_MAX_OUT) {
+		json_decref(obj);
+		log_notice("dropping a stream follower that fell behind (%zu bytes of events "
+			   "unsent)",
+			   c->evbytes);
+		char why[160];
+		snprintf(why, sizeof(why),
+			 "dropped: this follower fell behind (%zu bytes of events unsent)",
+			 c->evbytes);
+		client_end_streams(c, why);
+		return;
+	}
+	char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(obj);
+	client_queue(c, s, s ? strlen(s) : 0, -1, true);
+}
+
+/* Past JSON whitespace. */
+static const char *json_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/* Past the JSON string that starts at p (a quote); NULL when it does not end. */
+static const char *json_skip_string(const char *p, const char *end)
+{
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* Past the JSON value that starts at p, nested ones whole; NULL when malformed. */
+static const char *json_skip_value(const char *p, const char *end)
+{
+	unsigned depth = 0;
+
+	if (p < end && *p == '"')
+		return json_skip_string(p, end);
+	while (p < end) {
+		if (*p == '"') {
+			p = json_skip_string(p, end);
+			if (!p)
+				return NULL;
+			continue;
+		}
+		if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			if (depth == 0)
+				return p; /* a scalar ended by its container */
+			if (--depth == 0)
+				return p + 1;
+		} else if (depth == 0 &&
+			   (*p == ',' || *p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) {
+			return p;
+		}
+		p++;
+	}
+	return NULL;
+}
+
+/*
+ * Where the request's top-level "payload_b64" holds plain base64 (digits and
+ * padding only, so no escapes): its text is line[*vs, *vs + *vn).  False for
+ * anything else, which then takes the ordinary path.
+ */
+static bool find_payload_b64(const char *line, size_t len, size_t *vs, size_t *vn)
+{
+	static const char key[] = "payload_b64";
+	const char *end = line + len, *p = json_ws(line, end);
+
+	if (p == end || *p++ != '{')
+		return false;
+	for (;;) {
+		p = json_ws(p, end);
+		if (p == end || *p != '"')
+			return false;
+		const char *k = p + 1;
+		p = json_skip_string(p, end);
+		if (!p)
+			return false;
+		bool match =
+		    (size_t)(p - 1 - k) == sizeof(key) - 1 && !memcmp(k, key, sizeof(key) - 1);
+		p = json_ws(p, end);
+		if (p == end || *p++ != ':')
+			return false;
+		p = json_ws(p, end);
+		if (match) {
+			if (p == end || *p != '"')
+				return false;
+			const char *s = p + 1, *e = s + b64_span(s, (size_t)(end - s));
+			if (e == end || *e != '"')
+				return false;
+			*vs = (size_t)(s - line);
+			*vn = (size_t)(e - s);
+			return true;
+		}
+		p = json_skip_value(p, end);
+		if (!p)
+			return false;
+		p = json_ws(p, end);
+		if (p == end || *p++ != ',')
+			return false;
+	}
+}
+
+/*
+ * ctl_request_parse(), but a large plain base64 payload skips the JSON
+ * parser: jansson reads a string byte by byte and grows its buffer as it
+ * goes (the bulk of a big call's time outside the worker).  The rest of the
+ * request is parsed and validated as usual with an empty payload_b64, which
+ * then becomes the text taken straight from the line.
+ */
+static enum ctl_code client_parse(struct client *c, const char *line, size_t len,
+				  struct ctl_request *req, char *err, size_t errlen)
+{
+	size_t vs, vn;
+
+	if (len < B64_LIFT_MIN || !find_payload_b64(line, len, &vs, &vn))
+		return ctl_request_parse(line, len, c->ncur_fds, req, err, errlen);
+	char *rest = malloc(len - vn);
+	if (!rest)
+		return ctl_request_parse(line, len, c->ncur_fds, req, err, errlen);
+	memcpy(rest, line, vs);
+	memcpy(rest + vs, line + vs + vn, len - vs - vn);
+	enum ctl_code code = ctl_request_parse(rest, len - vn, c->ncur_fds, req, err, errlen);
+	free(rest);
+	if (code != CTL_OK) {
+		/* Errors are rare: the ordinary path words them (columns of the whole line). */
+		ctl_request_free(req);
+		return ctl_request_parse(line, len, c->ncur_fds, req, err, errlen);
+	}
+	if (json_object_set_new(req->root, "payload_b64", json_stringn_nocheck(line + vs, vn)) <
+	    0) {
+		snprintf(err, errlen, "out of memory");
+		code = CTL_INTERNAL;
+	}
+	return code;
+}
+
 /* Validate the request (proto/control.c), then run the command. */
 static void client_dispatch(struct client *c, const char *line, size_t len)
 {
 	struct ctl_request req;
 	char err[512];
-	enum ctl_code code = ctl_request_parse(line, len, c->ncur_fds, &req, err, sizeof(err));
+	enum ctl_code code = client_parse(c, line, len, &req, err, sizeof(err));
 	cmd_fn fn = req.cmd ? command_handlers[req.cmd->cmd] : NULL;
 
 	if (code == CTL_OK && !fn) {
@@ -655,21 +971,65 @@ static void client_collect_fds(struct client *c, uint64_t start, uint64_t end)
 	c->nrfds = keep;
 }
 
-/* Process every complete line in the input buffer; -1 when c was freed. */
+/* True when replies pile up: stop reading (resume at half the soft limit). */
+static bool client_over_soft(const struct client *c)
+{
+	return c->outbytes > (c->paused ? CLIENT_SOFT_OUT / 2 : CLIENT_SOFT_OUT);
+}
+
+/* True when unscanned input is buffered (it may hold a complete line). */
+static bool client_has_input(const struct client *c)
+{
+	return c->scan < c->inlen;
+}
+
+/*
+ * Decide how c's input goes on: paused while its replies pile up; the
+ * backlog while complete lines are buffered (or EOF is to be handled); else
+ * wait for the socket.
+ */
+static void client_arm_input(struct client *c)
+{
+	if (c->dead || c->closing) {
+		event_del(c->ev_rd);
+		backlog_remove(c);
+		return;
+	}
+	c->paused = client_over_soft(c);
+	if (c->paused) {
+		event_del(c->ev_rd);
+		backlog_remove(c);
+	} else if (client_has_input(c) || c->rd_eof) {
+		event_del(c->ev_rd);
+		backlog_add(c);
+	} else {
+		backlog_remove(c);
+		event_add(c->ev_rd, NULL);
+	}
+}
+
+/*
+ * Dispatch at most CLIENT_LINE_SLICE complete lines, fewer once the
+ * client's replies pass the soft limit; -1 when c was freed.
+ */
 static int client_process(struct client *c)
 {
-	size_t pos = 0;
+	size_t pos = c->inoff;
+	unsigned lines = 0;
 
-	while (!c->dead && !c->closing) {
-		char *nl = memchr(c->in + pos, '\n', c->inlen - pos);
-		if (!nl)
+	while (!c->dead && !c->closing && lines < CLIENT_LINE_SLICE && !client_over_soft(c)) {
+		size_t from = c->scan > pos ? c->scan : pos;
+		char *nl = from < c->inlen ? memchr(c->in + from, '\n', c->inlen - from) : NULL;
+		if (!nl) {
+			c->scan = c->inlen;
 			break;
+		}
 		size_t len = (size_t)(nl - (c->in + pos));
 		uint64_t start = c->in_base + pos;
 		client_collect_fds(c, start, start + len + 1);
 		if (len > LINE_MAX_BYTES) {
-			client_reply_error(c, NULL, "too_large", "request line exceeds %u bytes",
-					   LINE_MAX_BYTES);
+			client_reply_error(c, NULL, ctl_code_name(CTL_TOO_LARGE),
+					   "request line exceeds %u bytes", LINE_MAX_BYTES);
 			c->closing = true;
 		} else {
 			client_dispatch(c, c->in + pos, len); /* an empty line is not JSON either */
@@ -679,101 +1039,143 @@ static int client_process(struct client *c)
 				close(c->cur_fds[i]);
 		c->ncur_fds = 0;
 		pos += len + 1;
+		lines++;
 	}
-	if (pos) {
-		memmove(c->in, c->in + pos, c->inlen - pos);
-		c->inlen -= pos;
-		c->in_base += pos;
-	}
-	if (!c->closing && c->inlen > LINE_MAX_BYTES) {
-		client_reply_error(c, NULL, "too_large", "request line exceeds %u bytes",
-				   LINE_MAX_BYTES);
-		c->closing = true;
-	}
-	if (c->closing && !c->dead) {
-		event_del(c->ev_rd);
-		if (TAILQ_EMPTY(&c->out) && LIST_EMPTY(&c->calls) && LIST_EMPTY(&c->spawns)) {
-			client_drop(c);
-			return -1;
+	c->inoff = pos;
+	if (c->scan < pos)
+		c->scan = pos;
+	if (c->inoff == c->inlen) {
+		c->in_base += c->inlen;
+		c->inoff = c->inlen = c->scan = 0;
+		if (c->incap > 2 * CLIENT_READ_SLICE) {
+			/* A long line is done: do not keep its buffer per idle client. */
+			free(c->in);
+			c->in = NULL;
+			c->incap = 0;
 		}
 	}
+	if (!c->closing && c->scan - c->inoff > LINE_MAX_BYTES) {
+		client_reply_error(c, NULL, ctl_code_name(CTL_TOO_LARGE),
+				   "request line exceeds %u bytes", LINE_MAX_BYTES);
+		c->closing = true;
+	}
+	if (!c->closing && c->rd_eof && !client_has_input(c))
+		c->closing = true; /* EOF: what is complete is done; go once replies are out */
+	if (c->closing && !c->dead && client_done(c)) {
+		client_drop(c);
+		return -1;
+	}
+	client_arm_input(c);
 	return 0;
 }
 
-/* Socket readable: read bytes and fds, dispatch complete lines. */
+/* Make room for one read slice: compact, then grow up to the line limit. */
+static bool client_make_room(struct client *c)
+{
+	if (c->incap - c->inlen >= CLIENT_READ_SLICE)
+		return true;
+	if (c->inoff) {
+		memmove(c->in, c->in + c->inoff, c->inlen - c->inoff);
+		c->in_base += c->inoff;
+		c->inlen -= c->inoff;
+		c->scan -= c->inoff;
+		c->inoff = 0;
+		if (c->incap - c->inlen >= CLIENT_READ_SLICE)
+			return true;
+	}
+	size_t ncap = c->incap ? c->incap * 2 : CLIENT_READ_SLICE;
+	if (ncap < c->inlen + CLIENT_READ_SLICE)
+		ncap = c->inlen + CLIENT_READ_SLICE;
+	if (ncap > LINE_MAX_BYTES + 2 * CLIENT_READ_SLICE)
+		ncap = LINE_MAX_BYTES + 2 * CLIENT_READ_SLICE;
+	if (ncap <= c->incap)
+		return c->incap > c->inlen;
+	char *n = realloc(c->in, ncap);
+	if (!n)
+		return false;
+	c->in = n;
+	c->incap = ncap;
+	return true;
+}
+
+/* An ended stream's linger ran out. */
+static void client_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+	(void)fd;
+	(void)what;
+	log_notice("closing a stream follower that did not read its final event");
+	client_drop(c);
+}
+
+/* One slice of the backlog's head client (it goes to the tail if lines remain). */
+static void server_on_backlog(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	struct client *c = TAILQ_FIRST(&s->backlog);
+	(void)fd;
+	(void)what;
+
+	if (c) {
+		backlog_remove(c);
+		client_process(c); /* re-queues it at the tail while lines remain */
+	}
+	backlog_arm(s);
+}
+
+/* Socket readable: read one slice of bytes and fds, dispatch a slice of lines. */
 static void client_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *c = arg;
 	(void)what;
 
-	for (int rounds = 0; rounds < 16; rounds++) {
-		if (c->incap - c->inlen < 65536) {
-			size_t ncap = c->incap ? c->incap * 2 : 65536;
-			if (ncap > LINE_MAX_BYTES + 65536 * 2)
-				ncap = LINE_MAX_BYTES + 65536 * 2;
-			if (ncap <= c->incap) {
-				client_process(c);
-				return;
-			}
-
-			char *n = realloc(c->in, ncap);
-			if (!n) {
-				client_drop(c);
-				return;
-			}
-			c->in = n;
-			c->incap = ncap;
-		}
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * CLIENT_MAX_RFDS)];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = {c->in + c->inlen, c->incap - c->inlen};
-		struct msghdr mh = {.msg_iov = &iov,
-				    .msg_iovlen = 1,
-				    .msg_control = u.buf,
-				    .msg_controllen = sizeof(u.buf)};
-		ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				break;
-			client_drop(c);
-			return;
-		}
-		uint64_t off = c->in_base + c->inlen;
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < nfd; i++) {
-				int rfd;
-				memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-				if (c->nrfds < CLIENT_MAX_RFDS) {
-					c->rfds[c->nrfds].fd = rfd;
-					c->rfds[c->nrfds].off = off;
-					c->nrfds++;
-				} else {
-					close(rfd);
-				}
-			}
-		}
-		if (mh.msg_flags & MSG_CTRUNC)
-			log_notice("client sent more fds than accepted; extra closed");
-		if (n == 0) {
-			/* EOF: finish what is complete, then go once replies are out. */
-			if (client_process(c) < 0 || c->dead)
-				return;
-			c->closing = true;
-			event_del(c->ev_rd);
-			if (TAILQ_EMPTY(&c->out) && LIST_EMPTY(&c->calls) && LIST_EMPTY(&c->spawns))
-				client_drop(c);
-			return;
-		}
-		c->inlen += (size_t)n;
-		bool drained = (size_t)n < iov.iov_len; /* a short read took all there was */
-		if (client_process(c) < 0 || c->dead || c->closing || drained)
-			return;
+	if (c->dead || c->closing || c->paused || client_has_input(c)) {
+		client_arm_input(c);
+		return;
 	}
+	if (!client_make_room(c)) {
+		client_drop(c);
+		return;
+	}
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * CLIENT_MAX_RFDS)];
+		struct cmsghdr align;
+	} u;
+	size_t room = c->incap - c->inlen;
+	struct iovec iov = {c->in + c->inlen, room < CLIENT_READ_SLICE ? room : CLIENT_READ_SLICE};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			client_drop(c);
+		return;
+	}
+	uint64_t off = c->in_base + c->inlen;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int rfd;
+			memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (c->nrfds < CLIENT_MAX_RFDS) {
+				c->rfds[c->nrfds].fd = rfd;
+				c->rfds[c->nrfds].off = off;
+				c->nrfds++;
+			} else {
+				close(rfd);
+			}
+		}
+	}
+	if (mh.msg_flags & MSG_CTRUNC)
+		log_notice("client sent more fds than accepted; extra closed");
+	if (n == 0)
+		c->rd_eof = true; /* finish what is complete, then go once replies are out */
+	c->inlen += (size_t)n;
+	client_process(c);
 }
 
 /* Try to flush every client's output once (exit path). */
@@ -792,6 +1194,19 @@ bool server_flush_all(struct server *s)
 	return all;
 }
 
+/* End every stream with a final event (shutdown drain). */
+void server_end_streams(struct server *s, const char *why)
+{
+	struct client *c, *tmp;
+
+	if (!s)
+		return;
+	for (c = LIST_FIRST(&s->clients); c; c = tmp) {
+		tmp = LIST_NEXT(c, entry);
+		client_end_streams(c, why);
+	}
+}
+
 /* A worker changed state: tell every `watch` client. */
 void server_emit_watch(struct daemon *d, const struct worker *w, const char *reason)
 {
@@ -808,7 +1223,7 @@ void server_emit_watch(struct daemon *d, const struct worker *w, const char *rea
 				       wstate_names[w->state]);
 		if (reason)
 			json_object_set_new(ev, "reason", json_string(reason));
-		client_send(c, json_pack("{s:O,s:o}", "id", c->watch_id, "event", ev), -1);
+		client_send_event(c, json_pack("{s:O,s:o}", "id", c->watch_id, "event", ev));
 	}
 }
 
@@ -827,9 +1242,8 @@ void server_emit_log(struct daemon *d, const struct type_rt *t, const struct log
 			struct follow *f = &c->follows[i];
 			if (f->worker ? f->worker != l->worker : strcmp(f->type, t->name) != 0)
 				continue;
-			client_send(
-			    c, json_pack("{s:O,s:o}", "id", f->id, "event", logline_to_json(l)),
-			    -1);
+			client_send_event(
+			    c, json_pack("{s:O,s:o}", "id", f->id, "event", logline_to_json(l)));
 			break;
 		}
 	}

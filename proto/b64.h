@@ -7,7 +7,11 @@
 
 #include <stddef.h>
 
+/* Encode len bytes as a new NUL-terminated base64 string; NULL when out of memory. */
 char *b64_encode(const void *data, size_t len);
+/* Decode base64 text (padding optional) into a new buffer; 0, -EINVAL, -ENOMEM. */
 int b64_decode(const char *s, size_t len, unsigned char **ret_data, size_t *ret_len);
+/* Length of the longest prefix of s[0..n) made of base64 digits and padding. */
+size_t b64_span(const char *s, size_t n);
 
 #endif
