@@ -21,7 +21,8 @@
  *   call_cold_ms_p50           a call to a type with no live worker
  *
  * Binaries: $CORRALD, $BENCH_HELLO, else ../daemon/corrald and ./bench-hello
- * relative to this executable.
+ * relative to this executable.  BENCH_CALL_TPUT_ONLY=N runs only the
+ * throughput with N clients (for perf record; BENCH_CALL_TPUT_S its length).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +66,7 @@ static const char config[] =
     "}}\n";
 
 static char payload[MSG_LEN + 1];
+static double tput_s = TPUT_S; /* measured seconds of a throughput run */
 
 /* Format one call request; returns its length. */
 static int fmt_call(char *buf, size_t len, const char *type, unsigned long id)
@@ -306,7 +308,7 @@ static double throughput(struct bench_daemon *d, int nclients)
 	}
 	uint64_t t0 = bench_now_ns(), tstart = 0;
 	uint64_t warm = (uint64_t)(TPUT_WARMUP_S * 1e9),
-		 end = (uint64_t)((TPUT_WARMUP_S + TPUT_S) * 1e9);
+		 end = (uint64_t)((TPUT_WARMUP_S + tput_s) * 1e9);
 	for (;;) {
 		uint64_t now = bench_now_ns();
 		if (!tstart && now - t0 >= warm) {
@@ -646,6 +648,20 @@ int main(void)
 		bench_conn_close(&c);
 	}
 
+	const char *only = getenv("BENCH_CALL_TPUT_ONLY");
+	if (only) {
+		int n = atoi(only);
+		double secs = getenv("BENCH_CALL_TPUT_S") ? atof(getenv("BENCH_CALL_TPUT_S")) : 0;
+		if (n < 1 || n > MAX_CLIENTS)
+			bench_die("BENCH_CALL_TPUT_ONLY: 1..%d clients", MAX_CLIENTS);
+		tput_s = secs > 0 ? secs : TPUT_S;
+		bench_log("corrald pid %d", (int)d.pid);
+		printf("BENCH calls_per_s_%d_clients %.0f calls/s\n", n, throughput(&d, n));
+		bench_daemon_stop(&d, 20000);
+		free(corrald);
+		free(hello);
+		return 0;
+	}
 	bench_rtt(&d);
 
 	static const int nclients[] = {1, 4, 16};

@@ -149,13 +149,17 @@ static int worker_dispatch(struct corral_worker *w, struct frame *f)
 	}
 }
 
-/* Receive and handle every frame waiting on the socket, without blocking. */
+/*
+ * Receive and handle the frames waiting on the socket, without blocking, up
+ * to a MSG_CALL: the frames behind it wait until the call is done, which
+ * spares the recvmsg that would only say EAGAIN.
+ */
 static int worker_pump(struct corral_worker *w)
 {
 	struct frame f;
 	int r;
 
-	while (!w->dead) {
+	while (!w->dead && !w->next.set) {
 		r = frame_recv(w->sock, &f);
 		if (r == -EAGAIN || r == -EINTR)
 			return 0;
