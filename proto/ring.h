@@ -57,10 +57,12 @@
  * Wake cost and CPU (advisory, never trusted for more than a bounded spin):
  * the waker stamps CLOCK_MONOTONIC into the sleeper's *_woken_ns just before
  * clearing its flag, so the sleeper learns what a sleep/wake costs on this
- * machine; each side publishes the CPU it last ran on in *_cpu (RING_CPU_NONE
- * + 1 encoded: 0 means unknown).  struct ring_spin turns both into how long
- * to spin before sleeping: never longer than a wake costs, never while the
- * peer runs on our CPU, less after spins that did not pay.
+ * machine; each side publishes the CPU it last ran on in *_cpu (the CPU number
+ * plus one, 0 when unknown) with every index it publishes.  The new fields sit
+ * in the lines' former padding, zero from an older peer (version 1 still).
+ * struct ring_spin turns both into how long to spin before sleeping: never
+ * longer than a wake costs, never while the peer runs on our CPU, less after
+ * spins that did not pay.
  */
 #ifndef CORRAL_RING_H
 #define CORRAL_RING_H
@@ -256,6 +258,7 @@ void ring_consumer_cancel_sleep(struct ring *r);
 /* The CPU we run on (from rseq, no syscall), or -1 when unknown. */
 int ring_current_cpu(void);
 
+/* Fresh adaptive spin state (spinning off for good on a single CPU). */
 void ring_spin_init(struct ring_spin *s);
 
 /*
