@@ -15,6 +15,10 @@
  *                              and the bench pinned to one CPU: see bench_rtt)
  *   calls_per_s_{1,4,16}_clients  pipelining clients (DEPTH requests in flight
  *                              each, one poll loop) against 4 echo workers
+ *   relay_pipelined_msgs_per_s baseline: 16 clients pipelining DEPTH 64 B
+ *                              messages each through one relay process (one
+ *                              poll loop) to 4 echo processes and back
+ *   calls_per_s_vs_relay_pipelined  calls_per_s_16_clients against it
  *   spawn_ready_us_p50/p99     spawn count 1 until the reply (then stop it)
  *   bare_fork_exec_handshake_us_p50  baseline: posix_spawn of bench-hello,
  *                              which writes one byte on a socketpair
@@ -24,7 +28,8 @@
  * With $BENCH_CALL_ONLY_LIB set, it stops after the call measurements.
  *
  * Binaries: $CORRALD, $BENCH_HELLO, else ../daemon/corrald and ./bench-hello
- * relative to this executable.
+ * relative to this executable.  BENCH_CALL_TPUT_ONLY=N runs only the
+ * throughput with N clients (for perf record; BENCH_CALL_TPUT_S its length).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,6 +77,7 @@ static const char config[] =
     "}}\n";
 
 static char payload[MSG_LEN + 1];
+static double tput_s = TPUT_S; /* measured seconds of a throughput run */
 
 /* Format one call request; returns its length. */
 static int fmt_call(char *buf, size_t len, const char *type, unsigned long id)
@@ -398,7 +404,7 @@ static double throughput(struct bench_daemon *d, int nclients)
 	}
 	uint64_t t0 = bench_now_ns(), tstart = 0;
 	uint64_t warm = (uint64_t)(TPUT_WARMUP_S * 1e9),
-		 end = (uint64_t)((TPUT_WARMUP_S + TPUT_S) * 1e9);
+		 end = (uint64_t)((TPUT_WARMUP_S + tput_s) * 1e9);
 	for (;;) {
 		uint64_t now = bench_now_ns();
 		if (!tstart && now - t0 >= warm) {
@@ -574,6 +580,139 @@ static void call_cold(struct bench_daemon *d)
 	fflush(stdout);
 }
 
+/* The pipelined relay's process: clients and echoes, tagged 64 B records (bounded in flight). */
+static void relay_pipelined_loop(int *cl, int ncl, int *ec, int nec)
+{
+	struct pollfd pfd[MAX_CLIENTS + 4];
+	static char in[MAX_CLIENTS + 4][DEPTH * 80];
+	size_t have[MAX_CLIENTS + 4] = {0};
+	char out[DEPTH * 80];
+
+	for (int i = 0; i < ncl + nec; i++)
+		pfd[i] = (struct pollfd){.fd = i < ncl ? cl[i] : ec[i - ncl], .events = POLLIN};
+	for (;;) {
+		if (poll(pfd, (nfds_t)(ncl + nec), -1) < 0)
+			continue;
+		for (int i = 0; i < ncl + nec; i++) {
+			if (!pfd[i].revents)
+				continue;
+			bool client = i < ncl;
+			size_t rec = client ? MSG_LEN : MSG_LEN + 8;
+			ssize_t n = read(pfd[i].fd, in[i] + have[i], sizeof(in[i]) - have[i]);
+			if (n <= 0)
+				_exit(0);
+			have[i] += (size_t)n;
+			size_t k = have[i] / rec, len = 0;
+			for (size_t m = 0; m < k; m++) {
+				const char *r = in[i] + m * rec;
+				if (client) {
+					uint64_t tag = (uint64_t)i;
+					memcpy(out + len, &tag, 8);
+					memcpy(out + len + 8, r, MSG_LEN);
+					len += MSG_LEN + 8;
+				} else {
+					uint64_t tag;
+					memcpy(&tag, r, 8);
+					full_io(cl[tag % (uint64_t)ncl], (char *)r + 8, MSG_LEN,
+						true);
+				}
+			}
+			if (client && len)
+				full_io(ec[i % nec], out, len, true);
+			memmove(in[i], in[i] + k * rec, have[i] - k * rec);
+			have[i] -= k * rec;
+		}
+	}
+}
+
+/* Calls per second of nclients pipelining 64 B messages through relay -> 4 echoes. */
+static double relay_pipelined(int nclients)
+{
+	int cfd[MAX_CLIENTS], rfd[MAX_CLIENTS], efd[4];
+	pid_t pids[5];
+	struct pollfd pfd[MAX_CLIENTS];
+	size_t part[MAX_CLIENTS] = {0};
+	char buf[DEPTH * MSG_LEN * 2], out[DEPTH * MSG_LEN];
+	uint64_t done = 0, counted = 0;
+
+	for (int i = 0; i < nclients; i++) {
+		int sp[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+			bench_die("socketpair: %s", strerror(errno));
+		cfd[i] = sp[0];
+		rfd[i] = sp[1];
+	}
+	for (int e = 0; e < 4; e++) {
+		int sp[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+			bench_die("socketpair: %s", strerror(errno));
+		efd[e] = sp[0];
+		pids[e] = fork();
+		if (pids[e] < 0)
+			bench_die("fork: %s", strerror(errno));
+		if (pids[e] == 0) {
+			char eb[DEPTH * 80 * MAX_CLIENTS];
+			for (;;) {
+				ssize_t n = read(sp[1], eb, sizeof(eb));
+				if (n <= 0)
+					_exit(0);
+				full_io(sp[1], eb, (size_t)n, true);
+			}
+		}
+		close(sp[1]);
+	}
+	pids[4] = fork();
+	if (pids[4] < 0)
+		bench_die("fork: %s", strerror(errno));
+	if (pids[4] == 0)
+		relay_pipelined_loop(rfd, nclients, efd, 4);
+	for (int i = 0; i < nclients; i++)
+		close(rfd[i]);
+	for (int e = 0; e < 4; e++)
+		close(efd[e]);
+	memset(out, 'a', sizeof(out));
+	for (int i = 0; i < nclients; i++) {
+		full_io(cfd[i], out, DEPTH * MSG_LEN, true);
+		pfd[i] = (struct pollfd){.fd = cfd[i], .events = POLLIN};
+	}
+	uint64_t t0 = bench_now_ns(), tstart = 0;
+	uint64_t warm = (uint64_t)(TPUT_WARMUP_S * 1e9),
+		 end = (uint64_t)((TPUT_WARMUP_S + TPUT_S) * 1e9);
+	for (;;) {
+		uint64_t now = bench_now_ns();
+		if (!tstart && now - t0 >= warm) {
+			tstart = now;
+			counted = done;
+		}
+		if (now - t0 >= end)
+			break;
+		if (poll(pfd, (nfds_t)nclients, 1000) < 0 && errno != EINTR)
+			bench_die("poll: %s", strerror(errno));
+		for (int i = 0; i < nclients; i++) {
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(cfd[i], buf, sizeof(buf));
+			if (n <= 0)
+				bench_die("read from the relay: %s", n ? strerror(errno) : "EOF");
+			part[i] += (size_t)n;
+			size_t got = part[i] / MSG_LEN;
+			part[i] %= MSG_LEN;
+			done += got;
+			if (got)
+				full_io(cfd[i], out, got * MSG_LEN, true);
+		}
+	}
+	double secs = (double)(bench_now_ns() - tstart) / 1e9;
+	for (int i = 0; i < nclients; i++)
+		close(cfd[i]);
+	/* Children share each other's fds: no EOF to wait for. */
+	for (int p = 0; p < 5; p++) {
+		kill(pids[p], SIGKILL);
+		waitpid(pids[p], NULL, 0);
+	}
+	return (double)(done - counted) / secs;
+}
+
 int main(void)
 {
 	struct bench_daemon d;
@@ -605,6 +744,20 @@ int main(void)
 		bench_conn_close(&c);
 	}
 
+	const char *only = getenv("BENCH_CALL_TPUT_ONLY");
+	if (only) {
+		int n = atoi(only);
+		double secs = getenv("BENCH_CALL_TPUT_S") ? atof(getenv("BENCH_CALL_TPUT_S")) : 0;
+		if (n < 1 || n > MAX_CLIENTS)
+			bench_die("BENCH_CALL_TPUT_ONLY: 1..%d clients", MAX_CLIENTS);
+		tput_s = secs > 0 ? secs : TPUT_S;
+		bench_log("corrald pid %d", (int)d.pid);
+		printf("BENCH calls_per_s_%d_clients %.0f calls/s\n", n, throughput(&d, n));
+		bench_daemon_stop(&d, 20000);
+		free(corrald);
+		free(hello);
+		return 0;
+	}
 	bench_rtt(&d);
 
 	static const int nclients[] = {1, 4, 16};
@@ -617,6 +770,11 @@ int main(void)
 			raw16 = rate;
 		printf("BENCH calls_per_s_%d_clients %.0f calls/s\n", nclients[i], rate);
 		fflush(stdout);
+		if (nclients[i] == MAX_CLIENTS) {
+			double relay = relay_pipelined(MAX_CLIENTS);
+			printf("BENCH relay_pipelined_msgs_per_s %.0f msgs/s\n", relay);
+			printf("RATIO calls_per_s_vs_relay_pipelined %.3f\n", rate / relay);
+		}
 	}
 
 	bench_log("throughput, libcorral, 16 threads on one connection, %.1f s", TPUT_S);

@@ -5,18 +5,25 @@
  *
  *   restart_after_sigkill_ms_p50/p99   SIGKILL of a min-1 worker until the
  *                                      replacement's "idle" watch event
+ *                                      (= restart_plain_p50_ms: no sandbox)
+ *   restart_sandboxed_p50_ms           the same with the default sandbox
+ *   restart_sandboxed_vs_bare_fork_exec  against posix_spawn of bench-hello
+ *                                      until its byte arrives (medians)
+ *   ready_100_sandboxed_ms             spawn count 100 of a sandboxed type
  *   crash_loop_spawns_per_s            spawns of a type whose program exits at
  *                                      once, default restart policy, first 3 s
  *   ready_100_workers_ms               spawn count 100 until the reply
  *   corralctl_ping_vs_exec_floor       whole `corralctl ping` process against
  *                                      bench-true (fork+exec+wait, medians)
+ *   corralctl_ping_vs_exec_true        the same against /bin/true
  *   idle_wakeups_per_s                 daemon context switches, 100 idle workers
  *   daemon_private_kb_100_workers      Private_Dirty of smaps_rollup
  *   spawn_ready_1000_alive_vs_empty    spawn count 1 until ready, medians
  *   orphans_after_daemon_sigkill       worker pids alive 1 s after the daemon's SIGKILL
  *
- * Binaries: $CORRALD, $CORRALCTL, $BENCH_TRUE, else found relative to this
- * executable in the build tree (../daemon/corrald, ../cli/corralctl, ./bench-true).
+ * Binaries: $CORRALD, $CORRALCTL, $BENCH_TRUE, $BENCH_HELLO, else found relative
+ * to this executable in the build tree (../daemon/corrald, ../cli/corralctl,
+ * ./bench-true, ./bench-hello).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +56,10 @@ static const char config_main[] =
     "  \"echo\": {\"builtin\": \"echo\", \"pool\": {\"min\": 1, \"max\": 4},\n"
     "            \"restart\": {\"burst\": 10000, \"interval_ms\": 1000},\n"
     "            \"sandbox\": {\"namespaces\": [], \"seccomp\": \"none\"}},\n"
+    "  \"echosb\": {\"builtin\": \"echo\", \"pool\": {\"min\": 1, \"max\": 4},\n"
+    "            \"restart\": {\"burst\": 10000, \"interval_ms\": 1000}},\n"
+    "  \"poolsb\": {\"builtin\": \"echo\", \"ring_kb\": 64,\n"
+    "            \"pool\": {\"min\": 0, \"max\": 1024, \"idle_timeout_ms\": 3600000}},\n"
     "  \"pool\": {\"builtin\": \"echo\", \"ring_kb\": 64,\n"
     "            \"pool\": {\"min\": 0, \"max\": 1024, \"idle_timeout_ms\": 3600000},\n"
     "            \"sandbox\": {\"namespaces\": [], \"seccomp\": \"none\"}}\n"
@@ -77,21 +89,21 @@ static void one_worker(struct bench_conn *c, const char *type, uint64_t *id, pid
 	json_decref(r);
 }
 
-/* SIGKILL the echo worker from outside until its replacement is idle. */
-static void bench_restart(struct bench_daemon *d)
+/* SIGKILL the type's worker from outside until its replacement is idle; p50 ms. */
+static double bench_restart(struct bench_daemon *d, const char *type)
 {
 	struct bench_conn c, watch;
 	double t[RESTART_ITERS];
 	uint64_t id;
 	pid_t pid;
 
-	bench_log("restart after SIGKILL, %d iterations", RESTART_ITERS);
+	bench_log("restart after SIGKILL, %s, %d iterations", type, RESTART_ITERS);
 	if (bench_connect(&c, d->sock) < 0)
 		bench_die("connect: %s", strerror(errno));
 	bench_watch_open(&watch, d->sock);
 	/* The min worker may still be starting. */
 	for (int i = 0;; i++) {
-		json_t *r = bench_request(&c, false, "\"cmd\":\"list\",\"type\":\"echo\"");
+		json_t *r = bench_request(&c, false, "\"cmd\":\"list\",\"type\":\"%s\"", type);
 		json_t *w = json_array_get(json_object_get(r, "workers"), 0);
 		const char *st = json_string_value(json_object_get(w, "state"));
 		bool idle = st && strcmp(st, "idle") == 0;
@@ -100,12 +112,12 @@ static void bench_restart(struct bench_daemon *d)
 		if (idle)
 			break;
 		if (i > 5000)
-			bench_die("the echo min worker never became idle");
+			bench_die("the %s min worker never became idle", type);
 		bench_sleep_ms(1);
 	}
-	one_worker(&c, "echo", &id, &pid);
+	one_worker(&c, type, &id, &pid);
 	for (int i = 0; i < RESTART_ITERS; i++) {
-		struct bench_event_filter f = {.type = "echo", .state = "idle", .worker_gt = id};
+		struct bench_event_filter f = {.type = type, .state = "idle", .worker_gt = id};
 		struct bench_event ev;
 		uint64_t t0 = bench_now_ns();
 
@@ -118,13 +130,53 @@ static void bench_restart(struct bench_daemon *d)
 		id = ev.worker;
 		pid = ev.pid;
 	}
-	printf("BENCH restart_after_sigkill_ms_p50 %.3f ms\n",
-	       bench_percentile(t, RESTART_ITERS, 50));
-	printf("BENCH restart_after_sigkill_ms_p99 %.3f ms\n",
-	       bench_percentile(t, RESTART_ITERS, 99));
+	double p50 = bench_percentile(t, RESTART_ITERS, 50);
+	if (strcmp(type, "echo") == 0) {
+		printf("BENCH restart_after_sigkill_ms_p50 %.3f ms\n", p50);
+		printf("BENCH restart_after_sigkill_ms_p99 %.3f ms\n",
+		       bench_percentile(t, RESTART_ITERS, 99));
+		printf("BENCH restart_plain_p50_ms %.3f ms\n", p50);
+	} else {
+		printf("BENCH restart_sandboxed_p50_ms %.3f ms\n", p50);
+		printf("BENCH restart_sandboxed_p99_ms %.3f ms\n",
+		       bench_percentile(t, RESTART_ITERS, 99));
+	}
 	fflush(stdout);
 	bench_conn_close(&watch);
 	bench_conn_close(&c);
+	return p50;
+}
+
+/* Median ms of posix_spawn of bench-hello until its byte arrives on fd 3 (then reaped). */
+static double bare_handshake_ms(const char *hello)
+{
+	double t[RESTART_ITERS];
+	char *argv[] = {(char *)hello, NULL};
+
+	for (int i = -5; i < RESTART_ITERS; i++) {
+		posix_spawn_file_actions_t fa;
+		int sp[2];
+		pid_t pid;
+		char byte;
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+			bench_die("socketpair: %s", strerror(errno));
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_adddup2(&fa, sp[1], 3);
+		uint64_t t0 = bench_now_ns();
+		int e = posix_spawn(&pid, hello, &fa, NULL, argv, environ);
+		if (e)
+			bench_die("posix_spawn %s: %s", hello, strerror(e));
+		if (read(sp[0], &byte, 1) != 1)
+			bench_die("bench-hello did not write its byte");
+		if (i >= 0)
+			t[i] = ns_to_ms(bench_now_ns() - t0);
+		posix_spawn_file_actions_destroy(&fa);
+		close(sp[0]);
+		close(sp[1]);
+		waitpid(pid, NULL, 0);
+	}
+	return bench_percentile(t, RESTART_ITERS, 50);
 }
 
 /* A type whose program exits at once: how often does the daemon respawn it? */
@@ -228,9 +280,10 @@ static double run_once(char *const argv[])
 
 static void bench_ping(struct bench_daemon *d, const char *corralctl, const char *truebin)
 {
-	static double tc[PING_ITERS], tt[PING_ITERS];
+	static double tc[PING_ITERS], tt[PING_ITERS], tb[PING_ITERS];
 	char *ctl[] = {(char *)corralctl, "--socket", d->sock, "ping", NULL};
 	char *tru[] = {(char *)truebin, NULL};
+	char *bintrue[] = {access("/bin/true", X_OK) == 0 ? "/bin/true" : "/usr/bin/true", NULL};
 
 	bench_log("corralctl ping vs bench-true, %d runs each", PING_ITERS);
 	for (int i = 0; i < 10; i++) {
@@ -240,12 +293,16 @@ static void bench_ping(struct bench_daemon *d, const char *corralctl, const char
 	for (int i = 0; i < PING_ITERS; i++) {
 		tc[i] = run_once(ctl);
 		tt[i] = run_once(tru);
+		tb[i] = run_once(bintrue);
 	}
 	double c50 = bench_percentile(tc, PING_ITERS, 50);
 	double t50 = bench_percentile(tt, PING_ITERS, 50);
+	double b50 = bench_percentile(tb, PING_ITERS, 50);
 	printf("BENCH corralctl_ping_us_p50 %.1f us\n", c50);
 	printf("BENCH exec_floor_us_p50 %.1f us\n", t50);
+	printf("BENCH exec_true_us_p50 %.1f us\n", b50);
 	printf("RATIO corralctl_ping_vs_exec_floor %.3f\n", c50 / t50);
+	printf("RATIO corralctl_ping_vs_exec_true %.3f\n", c50 / b50);
 	fflush(stdout);
 }
 
@@ -332,6 +389,7 @@ int main(void)
 	char *corrald = bench_path("CORRALD", "../daemon/corrald");
 	char *corralctl = bench_path("CORRALCTL", "../cli/corralctl");
 	char *truebin = bench_path("BENCH_TRUE", "bench-true");
+	char *hello = bench_path("BENCH_HELLO", "bench-hello");
 	bench_raise_nofile(8192);
 
 	bench_daemon_start(&d, corrald, config_main, 8192);
@@ -339,12 +397,21 @@ int main(void)
 		bench_die("connect: %s", strerror(errno));
 
 	double empty_ms = spawn_ready_median(&d, "empty daemon");
-	bench_restart(&d);
+	bench_restart(&d, "echo");
+	double sb50 = bench_restart(&d, "echosb");
+	double bare50 = bare_handshake_ms(hello);
+	printf("BENCH bare_fork_exec_handshake_p50_ms %.3f ms\n", bare50);
+	printf("RATIO restart_sandboxed_vs_bare_fork_exec %.3f\n", sb50 / bare50);
 	bench_crash_loop(corrald);
 
+	bench_log("spawn 100, sandboxed");
+	double ready100sb = spawn_n(&c, "poolsb", 100, NULL);
+	printf("BENCH ready_100_sandboxed_ms %.2f ms\n", ready100sb);
+	json_decref(bench_request(&c, false, "\"cmd\":\"stop\",\"type\":\"poolsb\""));
 	bench_log("spawn 100");
 	double ready100 = spawn_n(&c, "pool", 100, NULL);
 	printf("BENCH ready_100_workers_ms %.2f ms\n", ready100);
+	printf("BENCH ready_100_plain_ms %.2f ms\n", ready100);
 
 	bench_ping(&d, corralctl, truebin);
 
@@ -383,5 +450,6 @@ int main(void)
 	free(corrald);
 	free(corralctl);
 	free(truebin);
+	free(hello);
 	return 0;
 }

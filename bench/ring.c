@@ -4,10 +4,19 @@
  * between two processes (fork).  Prints "BENCH <name> <value> <unit>" and
  * "RATIO <name> <value>" lines.
  *
- * The ring runs the real doorbell protocol of ring.h over a SEQPACKET
- * socketpair: the consumer drains everything before it sleeps, the producer
- * rings only when the consumer's flag is set.  "ring_spin" spins up to
- * SPIN_NS on an empty ring before taking the sleep path.
+ * The ring runs the real sleep/wake protocol of ring.h: the consumer drains
+ * everything before it sleeps, the producer wakes it only when its flag is
+ * set.  Variants of the 64 B / 64 KiB round trip:
+ *   ring_doorbell  sleeps on the SEQPACKET socket, woken by MSG_DOORBELL
+ *                  frames, no spin (what a worker does without spinning)
+ *   ring_futex     sleeps on the futex flag, woken by FUTEX_WAKE, no spin
+ *   ring           futex, after an adaptive spin (struct ring_spin: bounded
+ *                  by the measured wake cost, off while the peer shares our
+ *                  CPU, shrinking when spins do not pay): the headline
+ *   ring_spin20    doorbells after a fixed 20 us spin (the old worker policy)
+ * Each also pinned: "_samecpu" (both on one CPU) and "_splitcpu" (one each),
+ * against the socketpair pinned alike.  BENCH_RING_ONLY_RTT=1 skips the
+ * throughput runs; BENCH_ONLY_TPUT=1 the round trips.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +40,14 @@
 #define SPIN_NS	 20000
 #define RBUF	 (64u * 1024)
 
+/* How a ring side waits on an empty or full ring. */
+enum wait_mode {
+	W_DOORBELL, /* socket doorbells, no spin */
+	W_FUTEX,    /* futex, no spin */
+	W_ADAPTIVE, /* futex after an adaptive spin */
+	W_SPIN20,   /* socket doorbells after a fixed SPIN_NS spin */
+};
+
 enum kind { K_RING, K_SEQPACKET, K_STREAM, K_PIPE };
 
 static const char *const kind_names[] = {"ring", "seqpacket", "socketpair", "pipe"};
@@ -40,7 +57,9 @@ struct chan {
 	enum kind kind;
 	int rfd, wfd;		/* sockets/pipes; ring: rfd = wfd = doorbell socket */
 	struct ring_area area;	/* ring */
+	enum wait_mode mode;	/* ring */
 	long spin_ns;		/* ring: spin this long on empty before sleeping */
+	struct ring_spin spin;	/* ring, W_ADAPTIVE */
 	uint64_t sleeps, bells; /* ring: times we slept, doorbells we sent */
 	bool eof;		/* ring: the doorbell socket saw EOF */
 	size_t freed;  /* ring consumer: bytes freed since we last looked at the producer */
@@ -181,6 +200,8 @@ static void wait_bell(struct chan *c)
 		c->eof = true; /* look at the ring once more; sleeping again dies */
 }
 
+static void ring_wait_room(struct chan *c);
+
 /* Send len bytes; blocks (by the doorbell protocol for the ring) until all are taken. */
 static void chan_send(struct chan *c, const void *buf, size_t len)
 {
@@ -204,8 +225,8 @@ static void chan_send(struct chan *c, const void *buf, size_t len)
 				c->unrung = 0;
 				bell(c);
 			}
-			if (wr == 0 && ring_producer_prepare_sleep(&c->area.tx))
-				wait_bell(c);
+			if (wr == 0)
+				ring_wait_room(c);
 			continue;
 		}
 		ssize_t n = write(c->wfd, p + off, len - off);
@@ -219,29 +240,123 @@ static void chan_send(struct chan *c, const void *buf, size_t len)
 	}
 }
 
-/* Ring consumer: spin up to spin_ns for data, then the sleep handshake. */
+/* Spin up to ns for ready() to hold; true when it did. */
+static bool spin_for(uint64_t ns, bool (*ready)(struct chan *), struct chan *c)
+{
+	uint64_t end = now_ns() + ns;
+
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (ready(c))
+				return true;
+			__builtin_ia32_pause();
+		}
+	} while (now_ns() < end);
+	return false;
+}
+
+/* The ring has a record for us. */
+static bool has_data(struct chan *c)
+{
+	const void *q;
+	size_t n;
+
+	return ring_peek(&c->area.rx, &q, &n) != 0;
+}
+
+/* Our tx ring has room for a 64 B record again. */
+static bool has_room(struct chan *c)
+{
+	size_t n;
+
+	if (ring_reserve(&c->area.tx, 64, &n) == NULL && errno != EPROTO)
+		return false;
+	return true;
+}
+
+/* Pay a doorbell we deferred: spinning while the peer sleeps for it only wastes time. */
+static void pay_owed(struct chan *c)
+{
+	if (c->owed) {
+		c->owed = false;
+		c->unrung = 0;
+		bell(c);
+	}
+}
+
+/* Spin by the channel's policy; true when the ring moved. */
+static bool chan_spin(struct chan *c, bool consumer, bool (*ready)(struct chan *))
+{
+	if (c->mode == W_SPIN20)
+		return spin_for((uint64_t)c->spin_ns, ready, c);
+	if (c->mode != W_ADAPTIVE)
+		return false;
+	uint64_t ns = ring_spin_budget(&c->spin, consumer ? &c->area.rx : &c->area.tx, consumer);
+	if (ns == 0)
+		return false;
+	bool hit = spin_for(ns, ready, c);
+	ring_spin_done(&c->spin, hit);
+	return hit;
+}
+
+/* Sleep on the futex flag announced by a prepare_sleep_how(). */
+static void futex_sleep(struct chan *c, bool consumer)
+{
+	struct ring *r = consumer ? &c->area.rx : &c->area.tx;
+	int ret = consumer ? ring_consumer_futex_wait(r, 1000) : ring_producer_futex_wait(r, 1000);
+
+	if (ret == -ETIMEDOUT) {
+		/* Safety bound only: a peer that died never wakes us. */
+		if (consumer)
+			ring_consumer_cancel_sleep(r);
+		else
+			ring_producer_cancel_sleep(r);
+		if (kill(getppid(), 0) < 0 && errno == ESRCH) {
+			fprintf(stderr, "bench-ring: peer gone\n");
+			exit(1);
+		}
+		return;
+	}
+	c->sleeps++;
+	if (c->mode == W_ADAPTIVE)
+		ring_spin_woken(&c->spin, r, consumer);
+}
+
+/* Ring producer, ring full: spin by policy, then the sleep handshake. */
+static void ring_wait_room(struct chan *c)
+{
+	bool futex = c->mode == W_FUTEX || c->mode == W_ADAPTIVE;
+
+	pay_owed(c);
+	if (chan_spin(c, false, has_room))
+		return;
+	if (!ring_producer_prepare_sleep_how(&c->area.tx,
+					     futex ? RING_SLEEP_FUTEX : RING_SLEEP_DOORBELL))
+		return;
+	if (futex)
+		futex_sleep(c, false);
+	else
+		wait_bell(c);
+}
+
+/* Ring consumer: spin by policy for data, then the sleep handshake. */
 static void ring_wait_data(struct chan *c)
 {
-	if (c->spin_ns > 0) {
-		uint64_t end = now_ns() + (uint64_t)c->spin_ns;
-		const void *q;
-		size_t n;
+	bool futex = c->mode == W_FUTEX || c->mode == W_ADAPTIVE;
 
-		do {
-			for (int i = 0; i < 64; i++) {
-				if (ring_peek(&c->area.rx, &q, &n) != 0)
-					return;
-				__builtin_ia32_pause();
-			}
-			/* If the peer shares our core, let it run rather than burn the slice. */
-			sched_yield();
-		} while (now_ns() < end);
-	}
+	pay_owed(c);
+	if (chan_spin(c, true, has_data))
+		return;
 	/* About to sleep: a producer waiting for room must hear of all we freed. */
 	c->freed = 0;
 	if (ring_consumer_wake_needed(&c->area.rx))
 		bell(c);
-	if (ring_consumer_prepare_sleep(&c->area.rx))
+	if (!ring_consumer_prepare_sleep_how(&c->area.rx,
+					     futex ? RING_SLEEP_FUTEX : RING_SLEEP_DOORBELL))
+		return;
+	if (futex)
+		futex_sleep(c, true);
+	else
 		wait_bell(c);
 }
 
@@ -315,9 +430,17 @@ static void reap(pid_t pid)
 	}
 }
 
-/* Consumer spin in the throughput runs (BENCH_TPUT_SPIN_NS, default 0: pure doorbells). */
-static long tput_spin_ns;
-static bool only_tput;
+/* How the ring waits in the throughput runs (BENCH_TPUT_MODE: doorbell, futex, adaptive). */
+static enum wait_mode tput_mode = W_ADAPTIVE;
+static bool only_tput, only_rtt;
+
+/* Set up this side's ring waiting policy. */
+static void chan_mode(struct chan *c, enum wait_mode mode)
+{
+	c->mode = mode;
+	c->spin_ns = mode == W_SPIN20 ? SPIN_NS : 0;
+	ring_spin_init(&c->spin);
+}
 
 /* Throughput: count messages of size bytes one way; returns seconds. */
 static double run_throughput(enum kind kind, size_t size, uint64_t count)
@@ -338,7 +461,7 @@ static double run_throughput(enum kind kind, size_t size, uint64_t count)
 		uint64_t got = 0;
 
 		pair_side(&p, 1, &c);
-		c.spin_ns = tput_spin_ns;
+		chan_mode(&c, tput_mode);
 		while (got < total)
 			got += chan_recv_some(&c, buf, RBUF);
 		chan_send(&c, "k", 1);
@@ -346,6 +469,7 @@ static double run_throughput(enum kind kind, size_t size, uint64_t count)
 		_exit(0);
 	}
 	pair_side(&p, 0, &c);
+	chan_mode(&c, tput_mode);
 	t0 = now_ns();
 	for (uint64_t i = 0; i < count; i++)
 		chan_send(&c, buf + (i * 4160) % RING_CAP, size);
@@ -366,28 +490,55 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Where the two sides of a round trip run. */
+enum place { P_FREE, P_SAME, P_SPLIT };
+
+static const char *const place_names[] = {"", "_samecpu", "_splitcpu"};
+
+/* The first two CPUs we may run on (cpu[1] = -1 when only one). */
+static int cpus[2] = {-1, -1};
+
+/* Pin the calling process to one CPU. */
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		die("sched_setaffinity");
+}
+
+/* Samples of one round-trip configuration. */
 struct rtt {
-	double p50, p99, cpu_us_per_op;
+	double *s;
+	int n;
+	double cpu_us;
+	uint64_t sleeps, spins, hits, shared, wake_ns;
 };
 
-/* Ping-pong: n round trips of size bytes; the child echoes. */
-static struct rtt run_rtt(enum kind kind, size_t size, int n, long spin_ns)
+/* Ping-pong: n round trips of size bytes appended to r; the child echoes. */
+static void run_rtt(struct rtt *r, enum kind kind, enum wait_mode mode, enum place place,
+		    size_t size, int n)
 {
 	struct pair p;
 	struct chan c;
 	uint8_t *buf = calloc(1, size);
-	double *s = malloc(sizeof(double) * (size_t)n);
 	double cpu0 = cpu_us();
-	struct rtt r;
+	cpu_set_t old;
 	pid_t pid;
 
+	if (sched_getaffinity(0, sizeof(old), &old) < 0)
+		die("sched_getaffinity");
 	pair_open(&p, kind);
 	pid = fork();
 	if (pid < 0)
 		die("fork");
 	if (pid == 0) {
+		if (place != P_FREE)
+			pin(place == P_SAME ? cpus[0] : cpus[1]);
 		pair_side(&p, 1, &c);
-		c.spin_ns = spin_ns;
+		chan_mode(&c, mode);
 		for (int i = 0; i < n; i++) {
 			chan_recv(&c, buf, size);
 			chan_send(&c, buf, size);
@@ -395,25 +546,29 @@ static struct rtt run_rtt(enum kind kind, size_t size, int n, long spin_ns)
 		chan_close(&c);
 		_exit(0);
 	}
+	if (place != P_FREE)
+		pin(cpus[0]);
 	pair_side(&p, 0, &c);
-	c.spin_ns = spin_ns;
+	chan_mode(&c, mode);
 	for (int i = 0; i < n; i++) {
 		uint64_t t0 = now_ns();
 
 		buf[0] = (uint8_t)i;
 		chan_send(&c, buf, size);
 		chan_recv(&c, buf, size);
-		s[i] = (double)(now_ns() - t0) / 1e3;
+		r->s[r->n++] = (double)(now_ns() - t0) / 1e3;
 	}
+	r->sleeps += c.sleeps;
+	r->spins += c.spin.spins;
+	r->hits += c.spin.spin_hits;
+	r->shared += c.spin.shared_cpu;
+	r->wake_ns = c.spin.wake_ns;
 	chan_close(&c);
 	reap(pid);
-	qsort(s, (size_t)n, sizeof(double), cmp_double);
-	r.p50 = s[n / 2];
-	r.p99 = s[(size_t)n * 99 / 100];
-	r.cpu_us_per_op = (cpu_us() - cpu0) / n;
-	free(s);
+	if (sched_setaffinity(0, sizeof(old), &old) < 0)
+		die("sched_setaffinity");
+	r->cpu_us += cpu_us() - cpu0;
 	free(buf);
-	return r;
 }
 
 /* Single-thread memcpy of 64 KiB blocks from a 1 MiB source; GB/s. */
@@ -438,20 +593,87 @@ static double run_memcpy(size_t size, uint64_t count)
 	return (double)(size * count) / secs / 1e9;
 }
 
+/* One measured configuration of the round-trip table. */
+struct config {
+	const char *name;
+	enum kind kind;
+	enum wait_mode mode;
+};
+
+static const struct config configs[] = {
+    {"socketpair", K_STREAM, W_DOORBELL}, {"seqpacket", K_SEQPACKET, W_DOORBELL},
+    {"pipe", K_PIPE, W_DOORBELL},	  {"ring", K_RING, W_ADAPTIVE},
+    {"ring_futex", K_RING, W_FUTEX},	  {"ring_doorbell", K_RING, W_DOORBELL},
+    {"ring_spin20", K_RING, W_SPIN20},
+};
+#define NCONFIGS   (sizeof(configs) / sizeof(configs[0]))
+#define RTT_ROUNDS 10
+
+/* The p50 of a sample set (sorts it). */
+static double p50_of(struct rtt *r)
+{
+	qsort(r->s, (size_t)r->n, sizeof(double), cmp_double);
+	return r->s[r->n / 2];
+}
+
+/*
+ * Every configuration at one size and placement, alternating in rounds so that
+ * load drifting on a shared machine hits all alike; prints BENCH lines and
+ * returns the p50s (index as configs).
+ */
+static void rtt_table(size_t size, const char *sname, enum place place, int n, double *p50)
+{
+	struct rtt r[NCONFIGS];
+
+	for (size_t k = 0; k < NCONFIGS; k++)
+		r[k] = (struct rtt){.s = malloc(sizeof(double) * (size_t)n)};
+	for (int round = 0; round < RTT_ROUNDS; round++)
+		for (size_t k = 0; k < NCONFIGS; k++)
+			run_rtt(&r[k], configs[k].kind, configs[k].mode, place, size,
+				n / RTT_ROUNDS);
+	for (size_t k = 0; k < NCONFIGS; k++) {
+		const char *nm = configs[k].name, *pl = place_names[place];
+
+		p50[k] = p50_of(&r[k]);
+		printf("BENCH %s_%s%s_rtt_p50 %.2f us\n", nm, sname, pl, p50[k]);
+		printf("BENCH %s_%s%s_rtt_p99 %.2f us\n", nm, sname, pl,
+		       r[k].s[(size_t)r[k].n * 99 / 100]);
+		printf("BENCH %s_%s%s_rtt_cpu_us_per_op %.2f us\n", nm, sname, pl,
+		       r[k].cpu_us / r[k].n);
+		if (configs[k].mode == W_ADAPTIVE)
+			fprintf(stderr,
+				"bench-ring: %s %s%s: %llu sleeps, %llu spins (%llu paid), %llu "
+				"skipped for a shared CPU, wake cost %.1f us\n",
+				nm, sname, pl, (unsigned long long)r[k].sleeps,
+				(unsigned long long)r[k].spins, (unsigned long long)r[k].hits,
+				(unsigned long long)r[k].shared, (double)r[k].wake_ns / 1e3);
+		free(r[k].s);
+	}
+}
+
 int main(void)
 {
 	const enum kind kinds[] = {K_RING, K_SEQPACKET, K_STREAM, K_PIPE};
 	double msgs[4][2], gbps[4][2];
-	struct rtt rtt[4][2], spin[2];
 	const size_t sizes[2] = {64, 64 * 1024};
 	const char *const snames[2] = {"64b", "64k"};
+	const char *tm = getenv("BENCH_TPUT_MODE");
+	cpu_set_t set;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (getenv("BENCH_TPUT_SPIN_NS") != NULL)
-		tput_spin_ns = atol(getenv("BENCH_TPUT_SPIN_NS"));
-	if (getenv("BENCH_ONLY_TPUT") != NULL)
-		only_tput = true;
-	for (int k = 0; k < 4; k++) {
+	if (tm && strcmp(tm, "doorbell") == 0)
+		tput_mode = W_DOORBELL;
+	else if (tm && strcmp(tm, "futex") == 0)
+		tput_mode = W_FUTEX;
+	only_tput = getenv("BENCH_ONLY_TPUT") != NULL;
+	only_rtt = getenv("BENCH_RING_ONLY_RTT") != NULL;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		die("sched_getaffinity");
+	for (int i = 0, k = 0; i < CPU_SETSIZE && k < 2; i++)
+		if (CPU_ISSET(i, &set))
+			cpus[k++] = i;
+
+	for (int k = 0; k < 4 && !only_rtt; k++) {
 		for (int si = 0; si < 2; si++) {
 			size_t size = sizes[si];
 			uint64_t count;
@@ -470,41 +692,40 @@ int main(void)
 			       gbps[k][si]);
 		}
 	}
-	double mc = run_memcpy(64 * 1024, 100000);
+	if (!only_rtt) {
+		double mc = run_memcpy(64 * 1024, 100000);
 
-	printf("BENCH memcpy_64k_throughput %.3f GB/s\n", mc);
+		printf("BENCH memcpy_64k_throughput %.3f GB/s\n", mc);
+		printf("RATIO ring_vs_socketpair_64k_throughput %.2f\n", gbps[0][1] / gbps[2][1]);
+		printf("RATIO ring_vs_seqpacket_64k_throughput %.2f\n", gbps[0][1] / gbps[1][1]);
+		printf("RATIO ring_vs_pipe_64k_throughput %.2f\n", gbps[0][1] / gbps[3][1]);
+		printf("RATIO ring_vs_memcpy_64k_throughput %.2f\n", gbps[0][1] / mc);
+		printf("RATIO ring_vs_socketpair_64b_msgs %.2f\n", msgs[0][0] / msgs[2][0]);
+		printf("RATIO ring_vs_seqpacket_64b_msgs %.2f\n", msgs[0][0] / msgs[1][0]);
+	}
 	if (only_tput)
 		return 0;
 
-	for (int k = 0; k < 4; k++) {
+	for (int pl = P_FREE; pl <= P_SPLIT; pl++) {
+		if (pl == P_SPLIT && cpus[1] < 0)
+			continue;
 		for (int si = 0; si < 2; si++) {
-			rtt[k][si] = run_rtt(kinds[k], sizes[si], si == 0 ? 10000 : 5000, 0);
-			printf("BENCH %s_%s_rtt_p50 %.2f us\n", kind_names[k], snames[si],
-			       rtt[k][si].p50);
-			printf("BENCH %s_%s_rtt_p99 %.2f us\n", kind_names[k], snames[si],
-			       rtt[k][si].p99);
-			printf("BENCH %s_%s_rtt_cpu_us_per_op %.2f us\n", kind_names[k], snames[si],
-			       rtt[k][si].cpu_us_per_op);
+			double p50[NCONFIGS];
+			const char *pn = place_names[pl];
+
+			rtt_table(sizes[si], snames[si], (enum place)pl, si == 0 ? 20000 : 4000,
+				  p50);
+			/* configs[0] is the socketpair, [3] the ring as it runs by default. */
+			printf("RATIO ring_vs_socketpair_%s%s_rtt %.3f\n", snames[si], pn,
+			       p50[3] / p50[0]);
+			printf("RATIO ring_futex_vs_socketpair_%s%s_rtt %.3f\n", snames[si], pn,
+			       p50[4] / p50[0]);
+			printf("RATIO ring_doorbell_vs_socketpair_%s%s_rtt %.3f\n", snames[si], pn,
+			       p50[5] / p50[0]);
+			printf("RATIO ring_spin20_vs_socketpair_%s%s_rtt %.3f\n", snames[si], pn,
+			       p50[6] / p50[0]);
 		}
 	}
-	for (int si = 0; si < 2; si++) {
-		spin[si] = run_rtt(K_RING, sizes[si], si == 0 ? 100000 : 10000, SPIN_NS);
-		printf("BENCH ring_spin_%s_rtt_p50 %.2f us\n", snames[si], spin[si].p50);
-		printf("BENCH ring_spin_%s_rtt_p99 %.2f us\n", snames[si], spin[si].p99);
-		printf("BENCH ring_spin_%s_rtt_cpu_us_per_op %.2f us\n", snames[si],
-		       spin[si].cpu_us_per_op);
-	}
-	printf("BENCH ring_spin_limit %.1f us\n", SPIN_NS / 1e3);
-
-	printf("RATIO ring_vs_socketpair_64k_throughput %.2f\n", gbps[0][1] / gbps[2][1]);
-	printf("RATIO ring_vs_seqpacket_64k_throughput %.2f\n", gbps[0][1] / gbps[1][1]);
-	printf("RATIO ring_vs_pipe_64k_throughput %.2f\n", gbps[0][1] / gbps[3][1]);
-	printf("RATIO ring_vs_memcpy_64k_throughput %.2f\n", gbps[0][1] / mc);
-	printf("RATIO ring_vs_socketpair_64b_msgs %.2f\n", msgs[0][0] / msgs[2][0]);
-	printf("RATIO ring_vs_seqpacket_64b_msgs %.2f\n", msgs[0][0] / msgs[1][0]);
-	printf("RATIO ring_vs_socketpair_64b_rtt %.3f\n", spin[0].p50 / rtt[2][0].p50);
-	printf("RATIO ring_nospin_vs_socketpair_64b_rtt %.3f\n", rtt[0][0].p50 / rtt[2][0].p50);
-	printf("RATIO ring_vs_socketpair_64k_rtt %.3f\n", spin[1].p50 / rtt[2][1].p50);
-	printf("RATIO ring_nospin_vs_socketpair_64k_rtt %.3f\n", rtt[0][1].p50 / rtt[2][1].p50);
+	printf("BENCH ring_spin_limit %.1f us\n", RING_SPIN_MAX_NS / 1e3);
 	return 0;
 }

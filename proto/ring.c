@@ -10,10 +10,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/rseq.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ring.h"
@@ -22,6 +27,7 @@ _Static_assert(sizeof(struct ring_shm_hdr) <= 64, "shm header fits before ring_c
 _Static_assert(sizeof(struct ring_ctl) == 128, "ring_ctl is two cache lines");
 _Static_assert(RING_CTL_OFFSET(2) <= RING_HDR_SIZE, "both ring_ctl fit in the header page");
 _Static_assert(RING_ALIGN == RING_REC_HDR, "a record header is one alignment unit");
+_Static_assert(offsetof(struct ring_ctl, tail) == 64, "line B starts at 64");
 
 #define ALIGN_UP(x) (((x) + (uint64_t)RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1))
 
@@ -219,9 +225,35 @@ static void prod_put(struct ring *r, uint64_t len)
 	r->head += RING_REC_HDR + ALIGN_UP(len);
 }
 
+/* glibc 2.35+ registers an rseq area per thread; its cpu_id is kept by the kernel. */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+int ring_current_cpu(void)
+{
+	if (&__rseq_size == NULL || &__rseq_offset == NULL || __rseq_size == 0)
+		return -1;
+	const struct rseq *rs =
+	    (const struct rseq *)((const char *)__builtin_thread_pointer() + __rseq_offset);
+	int32_t cpu = (int32_t)__atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
+
+	return cpu < 0 ? -1 : cpu;
+}
+
+/* Advertise the CPU we run on in our own cache line (a store only when it changed). */
+static void publish_cpu(_Atomic uint32_t *slot)
+{
+	int cpu = ring_current_cpu();
+	uint32_t v = cpu < 0 ? 0 : (uint32_t)cpu + 1;
+
+	if (atomic_load_explicit(slot, memory_order_relaxed) != v)
+		atomic_store_explicit(slot, v, memory_order_relaxed);
+}
+
 /* Publish our private head to the consumer. */
 static void prod_publish(struct ring *r)
 {
+	publish_cpu(&ctl_of(r)->prod_cpu);
 	atomic_store_explicit(&ctl_of(r)->head, r->head, memory_order_release);
 }
 
@@ -296,26 +328,56 @@ void ring_commit(struct ring *r, size_t len)
 	prod_publish(r);
 }
 
-/* Common half of both wake checks: fence, then clear the peer's flag if set. */
-static bool take_flag(_Atomic uint32_t *flag)
+/* Monotonic clock in ns. */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* FUTEX_WAKE one sleeper on a flag in shared memory (not private: another process). */
+static void futex_wake(_Atomic uint32_t *flag)
+{
+	syscall(SYS_futex, (uint32_t *)flag, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/*
+ * Common half of both wake checks: fence, then clear the peer's flag if set;
+ * stamp when we woke it.  A futex sleeper is woken here; true means a
+ * doorbell frame is owed.
+ */
+static bool take_flag(_Atomic uint32_t *flag, _Atomic uint64_t *stamp)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(flag, memory_order_relaxed) == 0)
 		return false;
-	return atomic_exchange_explicit(flag, 0, memory_order_seq_cst) != 0;
+	atomic_store_explicit(stamp, mono_ns(), memory_order_relaxed);
+	uint32_t old = atomic_exchange_explicit(flag, 0, memory_order_seq_cst);
+	if (old == RING_SLEEP_FUTEX) {
+		futex_wake(flag);
+		return false;
+	}
+	return old != 0;
 }
 
 bool ring_producer_wake_needed(struct ring *r)
 {
-	return take_flag(&ctl_of(r)->cons_waiting);
+	return take_flag(&ctl_of(r)->cons_waiting, &ctl_of(r)->cons_woken_ns);
 }
 
 bool ring_producer_prepare_sleep(struct ring *r)
 {
+	return ring_producer_prepare_sleep_how(r, RING_SLEEP_DOORBELL);
+}
+
+bool ring_producer_prepare_sleep_how(struct ring *r, enum ring_sleep how)
+{
 	struct ring_ctl *c = ctl_of(r);
 	uint64_t old = r->tail;
 
-	atomic_store_explicit(&c->prod_waiting, 1, memory_order_relaxed);
+	atomic_store_explicit(&c->prod_waiting, how, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	/* A corrupt tail: do not sleep; the next ring_write reports it. */
 	if (prod_reload(r) < 0 || r->tail != old) {
@@ -399,6 +461,7 @@ static void cons_advance(struct ring *r, uint64_t n)
 /* Publish our private tail to the producer. */
 static void cons_publish(struct ring *r)
 {
+	publish_cpu(&ctl_of(r)->cons_cpu);
 	atomic_store_explicit(&ctl_of(r)->tail, r->tail, memory_order_release);
 }
 
@@ -457,16 +520,21 @@ long ring_read(struct ring *r, void *buf, size_t len)
 
 bool ring_consumer_wake_needed(struct ring *r)
 {
-	return take_flag(&ctl_of(r)->prod_waiting);
+	return take_flag(&ctl_of(r)->prod_waiting, &ctl_of(r)->prod_woken_ns);
 }
 
 bool ring_consumer_prepare_sleep(struct ring *r)
+{
+	return ring_consumer_prepare_sleep_how(r, RING_SLEEP_DOORBELL);
+}
+
+bool ring_consumer_prepare_sleep_how(struct ring *r, enum ring_sleep how)
 {
 	struct ring_ctl *c = ctl_of(r);
 
 	if (r->rlen > 0 || r->head != r->tail)
 		return false;
-	atomic_store_explicit(&c->cons_waiting, 1, memory_order_relaxed);
+	atomic_store_explicit(&c->cons_waiting, how, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	/* A corrupt head: do not sleep; the next ring_peek reports it. */
 	if (cons_reload(r) < 0 || r->head != r->tail) {
@@ -474,4 +542,122 @@ bool ring_consumer_prepare_sleep(struct ring *r)
 		return false;
 	}
 	return true;
+}
+
+/* ---- futex sleep, adaptive spin ---- */
+
+/* Sleep while *flag holds RING_SLEEP_FUTEX (see ring_*_futex_wait). */
+static int futex_sleep(_Atomic uint32_t *flag, int timeout_ms)
+{
+	struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+
+	if (atomic_load_explicit(flag, memory_order_acquire) != RING_SLEEP_FUTEX)
+		return 0;
+	/* A relative timeout; spurious wake-ups return 0 and the caller looks again. */
+	if (syscall(SYS_futex, (uint32_t *)flag, FUTEX_WAIT, RING_SLEEP_FUTEX,
+		    timeout_ms < 0 ? NULL : &ts, NULL, 0) < 0) {
+		if (errno == EAGAIN)
+			return 0;
+		return errno == ETIMEDOUT ? -ETIMEDOUT : errno == EINTR ? -EINTR : -errno;
+	}
+	return 0;
+}
+
+int ring_producer_futex_wait(struct ring *r, int timeout_ms)
+{
+	return futex_sleep(&ctl_of(r)->prod_waiting, timeout_ms);
+}
+
+int ring_consumer_futex_wait(struct ring *r, int timeout_ms)
+{
+	return futex_sleep(&ctl_of(r)->cons_waiting, timeout_ms);
+}
+
+void ring_producer_cancel_sleep(struct ring *r)
+{
+	atomic_store_explicit(&ctl_of(r)->prod_waiting, 0, memory_order_relaxed);
+}
+
+void ring_consumer_cancel_sleep(struct ring *r)
+{
+	atomic_store_explicit(&ctl_of(r)->cons_waiting, 0, memory_order_relaxed);
+}
+
+void ring_spin_init(struct ring_spin *s)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*s = (struct ring_spin){.budget_ns = RING_SPIN_DEFAULT_NS, .single_cpu = n == 1};
+}
+
+uint64_t ring_spin_budget(struct ring_spin *s, struct ring *r, bool consumer)
+{
+	struct ring_ctl *c = ctl_of(r);
+	int cpu = ring_current_cpu();
+	uint32_t peer;
+
+	/* Ours is advisory for the peer (also published with every index). */
+	publish_cpu(consumer ? &c->cons_cpu : &c->prod_cpu);
+	if (s->single_cpu)
+		return 0;
+	peer = atomic_load_explicit(consumer ? &c->prod_cpu : &c->cons_cpu, memory_order_relaxed);
+	if (cpu >= 0 && peer == (uint32_t)cpu + 1) {
+		/* The peer needs our CPU to make the progress we would spin for. */
+		s->shared_cpu++;
+		return 0;
+	}
+	if (s->off > 0) {
+		s->off--;
+		return 0;
+	}
+	if (s->budget_ns == 0) {
+		/* Probe again after a while: the load may have changed. */
+		s->budget_ns = s->wake_ns ? s->wake_ns : RING_SPIN_DEFAULT_NS;
+		if (s->budget_ns > RING_SPIN_MAX_NS)
+			s->budget_ns = RING_SPIN_MAX_NS;
+	}
+	s->spins++;
+	return s->budget_ns;
+}
+
+void ring_spin_done(struct ring_spin *s, bool hit)
+{
+	if (hit) {
+		/* It paid: grow back towards what a wake costs. */
+		uint64_t cap = s->wake_ns ? s->wake_ns : RING_SPIN_DEFAULT_NS;
+
+		s->spin_hits++;
+		s->budget_ns += s->budget_ns / 4 + 1;
+		if (s->budget_ns > cap)
+			s->budget_ns = cap;
+		if (s->budget_ns > RING_SPIN_MAX_NS)
+			s->budget_ns = RING_SPIN_MAX_NS;
+		return;
+	}
+	/* It did not pay: halve; below a microsecond it is off for a while. */
+	s->budget_ns /= 2;
+	if (s->budget_ns < 1000) {
+		s->budget_ns = 0;
+		s->off = RING_SPIN_PROBE;
+	}
+}
+
+void ring_spin_woken(struct ring_spin *s, struct ring *r, bool consumer)
+{
+	struct ring_ctl *c = ctl_of(r);
+	uint64_t stamp = atomic_load_explicit(consumer ? &c->cons_woken_ns : &c->prod_woken_ns,
+					      memory_order_relaxed);
+	uint64_t now = mono_ns();
+
+	s->sleeps++;
+	/* The peer's stamp is advisory: ignore what is in the future or absurdly old. */
+	if (stamp == 0 || stamp > now || now - stamp > 10u * RING_SPIN_MAX_NS)
+		return;
+	uint64_t lat = now - stamp;
+	s->wake_ns = s->wake_ns ? (s->wake_ns * 7 + lat) / 8 : lat;
+	/* Spin no longer than a wake costs: past that, sleeping was cheaper. */
+	if (s->budget_ns > s->wake_ns)
+		s->budget_ns = s->wake_ns;
+	if (s->budget_ns > RING_SPIN_MAX_NS)
+		s->budget_ns = RING_SPIN_MAX_NS;
 }

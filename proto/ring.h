@@ -7,8 +7,8 @@
  *   0      +--------------------------------------------------------------+
  *          | struct ring_shm_hdr: magic, version, cap[0], cap[1]           |  written once
  *   64     | ring_ctl[0] (daemon -> worker):                              |  by the daemon
- *          |   line A: head (producer), prod_waiting                      |
- *          |   line B: tail (consumer), cons_waiting                      |
+ *          |   line A: head, prod_waiting, cons_woken_ns, prod_cpu        |
+ *          |   line B: tail, cons_waiting, prod_woken_ns, cons_cpu        |
  *   192    | ring_ctl[1] (worker -> daemon): same shape                    |
  *   4096   +--------------------------------------------------------------+
  *          | data of ring 0: cap[0] bytes (power of two)                   |
@@ -45,6 +45,24 @@
  * neither.  The same handshake runs the other way when the ring is full
  * (prod_waiting, set by the producer, exchanged by the consumer after it
  * frees space).  A busy stream costs no syscall per record.
+ *
+ * The waiting flag says how the sleeper wants to be woken: 1 (RING_SLEEP_DOORBELL)
+ * by a MSG_DOORBELL frame on the socket, 2 (RING_SLEEP_FUTEX) by FUTEX_WAKE on
+ * the flag word itself, which costs less than a frame where the sleeper has
+ * nothing else to wait for.  The *_wake_needed() calls do the futex wake
+ * themselves and return true only when a doorbell frame is owed, so a side
+ * that knows nothing of futexes (the daemon's event loop) wakes both kinds.
+ * Any other non-zero value is taken as 1.
+ *
+ * Wake cost and CPU (advisory, never trusted for more than a bounded spin):
+ * the waker stamps CLOCK_MONOTONIC into the sleeper's *_woken_ns just before
+ * clearing its flag, so the sleeper learns what a sleep/wake costs on this
+ * machine; each side publishes the CPU it last ran on in *_cpu (the CPU number
+ * plus one, 0 when unknown) with every index it publishes.  The new fields sit
+ * in the lines' former padding, zero from an older peer (version 1 still).
+ * struct ring_spin turns both into how long to spin before sleeping: never
+ * longer than a wake costs, never while the peer runs on our CPU, less after
+ * spins that did not pay.
  */
 #ifndef CORRAL_RING_H
 #define CORRAL_RING_H
@@ -81,8 +99,38 @@ struct ring_shm_hdr {
 struct ring_ctl {
 	_Alignas(64) _Atomic uint64_t head; /* line A: bytes ever produced */
 	_Atomic uint32_t prod_waiting;	    /* producer sleeps on a full ring */
+	_Atomic uint32_t prod_cpu;	    /* advisory: producer's last CPU + 1, 0 unknown */
+	_Atomic uint64_t cons_woken_ns;	    /* advisory: when the producer last woke the consumer */
 	_Alignas(64) _Atomic uint64_t tail; /* line B: bytes ever consumed (released) */
 	_Atomic uint32_t cons_waiting;	    /* consumer sleeps on an empty ring */
+	_Atomic uint32_t cons_cpu;	    /* advisory: consumer's last CPU + 1, 0 unknown */
+	_Atomic uint64_t prod_woken_ns;	    /* advisory: when the consumer last woke the producer */
+};
+
+/* Values of a waiting flag: how the sleeper wants to be woken. */
+enum ring_sleep {
+	RING_SLEEP_DOORBELL = 1, /* a MSG_DOORBELL frame on the socket */
+	RING_SLEEP_FUTEX = 2,	 /* FUTEX_WAKE on the flag word */
+};
+
+/* Bounds of the adaptive spin (ns). */
+#define RING_SPIN_MAX_NS     50000u /* never spin longer, whatever a wake costs */
+#define RING_SPIN_DEFAULT_NS 5000u  /* before the first wake was measured */
+#define RING_SPIN_PROBE	     64u    /* waits without spinning before trying again */
+
+/*
+ * Adaptive spin state, private to one waiting side (zero it, then
+ * ring_spin_init).  The budget follows the measured wake cost (an EWMA of the
+ * latency from the peer's stamp to our running again) and halves after each
+ * spin that ended in a sleep anyway; at zero it stays off for RING_SPIN_PROBE
+ * waits, then probes again.
+ */
+struct ring_spin {
+	uint64_t wake_ns;   /* EWMA of the measured wake latency; 0 unmeasured */
+	uint64_t budget_ns; /* current bound of one spin */
+	uint32_t off;	    /* waits left while spinning is off */
+	bool single_cpu;    /* one CPU online: never spin */
+	uint64_t spins, spin_hits, sleeps, shared_cpu; /* statistics */
 };
 
 #define RING_CTL_OFFSET(i) (64u + 128u * (i))
@@ -183,5 +231,47 @@ bool ring_consumer_wake_needed(struct ring *r);
 
 /* Ring empty: announce we sleep; false means data appeared (flag cleared, retry). */
 bool ring_consumer_prepare_sleep(struct ring *r);
+
+/* ---- futex sleep, adaptive spin ---- */
+
+/*
+ * As ring_*_prepare_sleep(), announcing how we sleep (RING_SLEEP_DOORBELL is
+ * exactly the calls above).  After true, sleep: on the socket for a doorbell,
+ * or in ring_*_futex_wait() for a futex.
+ */
+bool ring_producer_prepare_sleep_how(struct ring *r, enum ring_sleep how);
+bool ring_consumer_prepare_sleep_how(struct ring *r, enum ring_sleep how);
+
+/*
+ * Sleep on our futex flag until the peer clears it, at most timeout_ms (< 0:
+ * no limit).  Returns 0 (woken, or the flag was already clear), -ETIMEDOUT or
+ * -EINTR; the flag stays set on those two (the peer may still wake us).
+ * Either way look at the ring again.
+ */
+int ring_producer_futex_wait(struct ring *r, int timeout_ms);
+int ring_consumer_futex_wait(struct ring *r, int timeout_ms);
+
+/* Give up a futex sleep announced before (timeout, signal): clear our flag. */
+void ring_producer_cancel_sleep(struct ring *r);
+void ring_consumer_cancel_sleep(struct ring *r);
+
+/* The CPU we run on (from rseq, no syscall), or -1 when unknown. */
+int ring_current_cpu(void);
+
+/* Fresh adaptive spin state (spinning off for good on a single CPU). */
+void ring_spin_init(struct ring_spin *s);
+
+/*
+ * About to wait on r (as its consumer when consumer, else its producer):
+ * publish our CPU and return how many ns to spin before sleeping; 0 when the
+ * peer last ran on our CPU, on a single CPU, or while adaptive spinning is off.
+ */
+uint64_t ring_spin_budget(struct ring_spin *s, struct ring *r, bool consumer);
+
+/* A spin ended: hit when the ring moved before the budget ran out. */
+void ring_spin_done(struct ring_spin *s, bool hit);
+
+/* We slept and were woken: fold the peer's wake stamp into the wake cost. */
+void ring_spin_woken(struct ring_spin *s, struct ring *r, bool consumer);
 
 #endif

@@ -3,7 +3,11 @@
  * protocol (proto.h) and the call API of corral/worker.h.
  *
  * One worker, one call at a time, one thread.  Waits are blocking poll() on
- * the control socket (fd 3) for doorbells, after a short spin on the ring.
+ * the control socket (fd 3) for doorbells, after an adaptive spin on the ring
+ * (struct ring_spin: no longer than a wake costs, not while the daemon runs
+ * on our CPU, less after spins that did not pay).  The sleep stays on the
+ * socket, not a futex: the strict seccomp filter has no futex, and a doorbell
+ * wait also hears MSG_STOP and the daemon's exit.
  *
  * Failure has two tiers.  A call's own trouble (a short payload fd, a result
  * memfd that cannot be made, the output limit) fails that call and the worker
@@ -39,14 +43,6 @@
 #define WORKER_SOCK_FD 3
 #define WORKER_RING_FD 4
 
-/*
- * How long to spin on an empty or full ring before sleeping in poll().  The
- * daemon usually answers within microseconds; a sleep/wake through the socket
- * costs more than that.  Keep it small: a worker with nothing to do must not
- * burn CPU.
- */
-#define WORKER_SPIN_NS 20000u
-
 /* Bytes read at a time from a payload fd; size of the staging buffer that backs reservations in
  * memfd-result mode. */
 #define WORKER_FD_CHUNK (128u * 1024u)
@@ -69,6 +65,7 @@ struct corral_worker {
 	bool in_call;
 	bool bell_owed;	 /* result bytes published while the daemon waits: ring before blocking */
 	size_t rx_freed; /* payload room freed since we last told a waiting daemon */
+	struct ring_spin spin; /* how long to spin before sleeping on the socket */
 	struct pending_call next;
 	char why[256]; /* what went wrong when dead == -EPROTO */
 };
@@ -92,6 +89,7 @@ struct corral_call {
 	uint8_t *stage;	  /* memfd mode: reservations land here */
 	size_t reserved;  /* size of the open reservation, 0 when none */
 
+	uint64_t spin_budget; /* ns: the current spin's bound (call_backoff) */
 	bool too_large;
 	int err; /* first failure of the call's own I/O */
 	bool failed;
@@ -151,13 +149,17 @@ static int worker_dispatch(struct corral_worker *w, struct frame *f)
 	}
 }
 
-/* Receive and handle every frame waiting on the socket, without blocking. */
+/*
+ * Receive and handle the frames waiting on the socket, without blocking, up
+ * to a MSG_CALL: the frames behind it wait until the call is done, which
+ * spares the recvmsg that would only say EAGAIN.
+ */
 static int worker_pump(struct corral_worker *w)
 {
 	struct frame f;
 	int r;
 
-	while (!w->dead) {
+	while (!w->dead && !w->next.set) {
 		r = frame_recv(w->sock, &f);
 		if (r == -EAGAIN || r == -EINTR)
 			return 0;
@@ -238,31 +240,65 @@ static inline void cpu_relax(void)
 }
 
 /*
- * The ring was empty (rx) or full (tx): spin for up to WORKER_SPIN_NS, counted
- * from *spin_start (0: starts now), then sleep until a doorbell.  The caller
- * retries its operation after each return of 0.
+ * Ring the daemon for what it waits on: result bytes we published, payload
+ * room we freed.  Owed before we spin, not only before we sleep: spinning
+ * while the daemon sleeps for our doorbell only delays both.
+ */
+static void worker_pay_bells(struct corral_worker *w)
+{
+	bool bell = w->bell_owed;
+
+	w->bell_owed = false;
+	if (w->rx_freed) {
+		w->rx_freed = 0;
+		bell |= ring_consumer_wake_needed(&w->ring.rx);
+	}
+	if (bell)
+		worker_doorbell(w);
+}
+
+/*
+ * The ring was empty (rx) or full (tx): spin within the adaptive budget,
+ * counted from *spin_start (0: starts now), then sleep until a doorbell.  The
+ * caller retries its operation after each return of 0, and reports a spin that
+ * paid with call_spin_hit().
  */
 static int call_backoff(struct corral_call *c, bool rx, bool tx, uint64_t *spin_start)
 {
+	struct corral_worker *w = c->w;
 	struct pollfd p;
 	uint64_t t = now_ns();
 	int r;
 
-	if (*spin_start == 0)
+	if (*spin_start == 0) {
+		worker_pay_bells(w);
+		c->spin_budget = ring_spin_budget(&w->spin, rx ? &w->ring.rx : &w->ring.tx, rx);
 		*spin_start = t;
-	if (t - *spin_start < WORKER_SPIN_NS) {
+	}
+	if (t - *spin_start < c->spin_budget) {
 		for (int i = 0; i < 32; i++)
 			cpu_relax();
 		return 0;
 	}
+	if (c->spin_budget > 0)
+		ring_spin_done(&w->spin, false);
 	*spin_start = 0;
 	r = corral_call_wait_prepare(c, rx, tx, &p);
 	if (r <= 0)
 		return r;
 	while (poll(&p, 1, -1) < 0)
 		if (errno != EINTR)
-			return worker_die(c->w, "poll: %s", strerror(errno));
+			return worker_die(w, "poll: %s", strerror(errno));
+	ring_spin_woken(&w->spin, rx ? &w->ring.rx : &w->ring.tx, rx);
 	return corral_call_wait_finish(c, p.revents);
+}
+
+/* The ring moved while we were spinning: the spin paid. */
+static void call_spin_hit(struct corral_call *c, uint64_t *spin_start)
+{
+	if (*spin_start != 0 && c->spin_budget > 0)
+		ring_spin_done(&c->w->spin, true);
+	*spin_start = 0;
 }
 
 /* Record a failure of the call's own I/O (the first one, and its message unless the handler set
@@ -379,8 +415,10 @@ int corral_call_peek(struct corral_call *c, const void **ret_ptr, size_t *ret_le
 
 	for (;;) {
 		r = corral_call_try_peek(c, ret_ptr, ret_len);
-		if (r != -EAGAIN)
+		if (r != -EAGAIN) {
+			call_spin_hit(c, &spin);
 			return r;
+		}
 		r = call_backoff(c, true, false, &spin);
 		if (r < 0)
 			return r;
@@ -568,7 +606,7 @@ int corral_call_write(struct corral_call *c, const void *buf, size_t len)
 		p += n;
 		len -= n;
 		if (n > 0) {
-			spin = 0;
+			call_spin_hit(c, &spin);
 			continue;
 		}
 		r = call_backoff(c, false, true, &spin);
@@ -613,6 +651,7 @@ int corral_call_reserve(struct corral_call *c, size_t max, void **ret_ptr, size_
 		errno = 0;
 		p = ring_reserve(&w->ring.tx, max, &n);
 		if (p) {
+			call_spin_hit(c, &spin);
 			c->reserved = n;
 			*ret_ptr = p;
 			*ret_len = n;
@@ -660,14 +699,7 @@ int corral_call_wait_prepare(struct corral_call *c, bool rx, bool tx, struct pol
 		return w->dead;
 	/* About to block: the daemon must drain what we published and may refill what
 	 * we freed; one doorbell tells of both rings. */
-	bool bell = w->bell_owed;
-	w->bell_owed = false;
-	if (w->rx_freed) {
-		w->rx_freed = 0;
-		bell |= ring_consumer_wake_needed(&w->ring.rx);
-	}
-	if (bell)
-		worker_doorbell(w);
+	worker_pay_bells(w);
 	if (rx && !ring_consumer_prepare_sleep(&w->ring.rx))
 		return 0;
 	if (tx && !ring_producer_prepare_sleep(&w->ring.tx))
@@ -829,6 +861,7 @@ int corral_worker_run_seccomp(corral_handler_fn fn, void *arg,
 
 	signal(SIGPIPE, SIG_IGN);
 	worker_pid1_signals();
+	ring_spin_init(&w.spin);
 	if (seccomp == CORRAL_SECCOMP_ENV)
 		seccomp = worker_seccomp_env(&w);
 	if (!w.dead)

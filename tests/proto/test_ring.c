@@ -1,18 +1,22 @@
 /*
  * test_ring.c - the memfd ring: empty, full, wrap-around at every alignment,
- * chunked streams, a two-process 1 GiB stream with doorbells, and every kind
- * of corruption a hostile peer can cause.
+ * chunked streams, a two-process 1 GiB stream with doorbells, futex sleeps and
+ * the adaptive spin policy, and every kind of corruption a hostile peer can
+ * cause.
  */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdcount.h"
@@ -771,6 +775,213 @@ START_TEST(attach_validation)
 }
 END_TEST
 
+/* Monotonic clock in ns. */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+START_TEST(futex_flag_woken_without_doorbell)
+{
+	size_t wr;
+
+	/* A futex sleeper is woken by the wake check itself: no doorbell owed. */
+	ck_assert(ring_consumer_prepare_sleep_how(&w.rx, RING_SLEEP_FUTEX));
+	ck_assert_uint_eq(ctl(0)->cons_waiting, RING_SLEEP_FUTEX);
+	ck_assert_int_eq(ring_write(&d.tx, "abc", 3, &wr), 0);
+	uint64_t before = mono_ns();
+	ck_assert(!ring_producer_wake_needed(&d.tx));
+	ck_assert_uint_eq(ctl(0)->cons_waiting, 0);
+	/* The waker stamped when it woke us. */
+	ck_assert_uint_ge(ctl(0)->cons_woken_ns, before);
+	ck_assert_uint_le(ctl(0)->cons_woken_ns, mono_ns());
+	/* Woken already: the wait returns at once. */
+	ck_assert_int_eq(ring_consumer_futex_wait(&w.rx, 10000), 0);
+	/* Data present: no sleep, no flag, whichever way we would sleep. */
+	ck_assert(!ring_consumer_prepare_sleep_how(&w.rx, RING_SLEEP_FUTEX));
+	ck_assert_uint_eq(ctl(0)->cons_waiting, 0);
+
+	/* The producer side: a full ring, a futex sleep, the consumer's wake. */
+	do
+		ck_assert_int_eq(ring_write(&d.tx, "12345678", 8, &wr), 0);
+	while (wr > 0);
+	ck_assert(ring_producer_prepare_sleep_how(&d.tx, RING_SLEEP_FUTEX));
+	ck_assert_uint_eq(ctl(0)->prod_waiting, RING_SLEEP_FUTEX);
+	char buf[64];
+	ck_assert_int_gt(ring_read(&w.rx, buf, sizeof(buf)), 0);
+	ck_assert(!ring_consumer_wake_needed(&w.rx));
+	ck_assert_uint_eq(ctl(0)->prod_waiting, 0);
+	ck_assert_int_eq(ring_producer_futex_wait(&d.tx, 10000), 0);
+}
+END_TEST
+
+START_TEST(doorbell_flag_values)
+{
+	size_t wr;
+
+	/* The plain calls announce a doorbell sleep, as before. */
+	ck_assert(ring_consumer_prepare_sleep(&w.rx));
+	ck_assert_uint_eq(ctl(0)->cons_waiting, RING_SLEEP_DOORBELL);
+	ck_assert_int_eq(ring_write(&d.tx, "x", 1, &wr), 0);
+	ck_assert(ring_producer_wake_needed(&d.tx));
+	/* Any other non-zero value a hostile peer leaves asks for a doorbell. */
+	atomic_store(&ctl(0)->cons_waiting, 77);
+	ck_assert(ring_producer_wake_needed(&d.tx));
+	ck_assert_uint_eq(ctl(0)->cons_waiting, 0);
+	atomic_store(&ctl(1)->prod_waiting, UINT32_MAX);
+	ck_assert(ring_consumer_wake_needed(&d.rx));
+	ck_assert(!ring_consumer_wake_needed(&d.rx));
+}
+END_TEST
+
+START_TEST(futex_wait_timeout_and_cancel)
+{
+	/* Nobody wakes us: a timeout, the flag still up until we cancel. */
+	ck_assert(ring_consumer_prepare_sleep_how(&w.rx, RING_SLEEP_FUTEX));
+	ck_assert_int_eq(ring_consumer_futex_wait(&w.rx, 1), -ETIMEDOUT);
+	ck_assert_uint_eq(ctl(0)->cons_waiting, RING_SLEEP_FUTEX);
+	ring_consumer_cancel_sleep(&w.rx);
+	ck_assert_uint_eq(ctl(0)->cons_waiting, 0);
+	ck_assert_int_eq(ring_consumer_futex_wait(&w.rx, 1), 0);
+	ck_assert(ring_producer_prepare_sleep_how(&w.tx, RING_SLEEP_FUTEX));
+	ck_assert_int_eq(ring_producer_futex_wait(&w.tx, 1), -ETIMEDOUT);
+	ring_producer_cancel_sleep(&w.tx);
+	ck_assert_uint_eq(ctl(1)->prod_waiting, 0);
+}
+END_TEST
+
+/* Thread: sleep on the worker's rx futex until data comes; the wait's result. */
+static void *futex_sleeper(void *arg)
+{
+	int *ret = arg;
+	const void *p;
+	size_t n;
+
+	*ret = 1;
+	while (ring_peek(&w.rx, &p, &n) == 0) {
+		if (!ring_consumer_prepare_sleep_how(&w.rx, RING_SLEEP_FUTEX))
+			continue;
+		/* Safety bound only: the wake must come long before. */
+		*ret = ring_consumer_futex_wait(&w.rx, 30000);
+		if (*ret < 0)
+			break;
+	}
+	return NULL;
+}
+
+START_TEST(futex_wakes_a_sleeping_thread)
+{
+	pthread_t t;
+	int ret = 0;
+	size_t wr;
+
+	for (int i = 0; i < 50; i++) {
+		ck_assert_int_eq(pthread_create(&t, NULL, futex_sleeper, &ret), 0);
+		/* Let it fall asleep when it can (not needed for correctness). */
+		sched_yield();
+		ck_assert_int_eq(ring_write(&d.tx, "ping", 4, &wr), 0);
+		ring_producer_wake_needed(&d.tx);
+		ck_assert_int_eq(pthread_join(t, NULL), 0);
+		ck_assert_int_eq(ret == 1 ? 0 : ret, 0);
+		char buf[8];
+		ck_assert_int_eq(ring_read(&w.rx, buf, sizeof(buf)), 4);
+	}
+}
+END_TEST
+
+/* Pin the calling thread to the CPU it runs on; that CPU. */
+static int pin_here(void)
+{
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	ck_assert_int_ge(cpu, 0);
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	return cpu;
+}
+
+START_TEST(cpu_published_with_indices)
+{
+	size_t wr;
+	char buf[8];
+	int cpu = pin_here();
+
+	if (ring_current_cpu() < 0)
+		return; /* no rseq here: nothing is published, spinning is never blocked */
+	ck_assert_int_eq(ring_current_cpu(), cpu);
+	ck_assert_int_eq(ring_write(&d.tx, "abc", 3, &wr), 0);
+	ck_assert_uint_eq(ctl(0)->prod_cpu, (uint32_t)cpu + 1);
+	ck_assert_int_eq(ring_read(&w.rx, buf, sizeof(buf)), 3);
+	ck_assert_uint_eq(ctl(0)->cons_cpu, (uint32_t)cpu + 1);
+}
+END_TEST
+
+START_TEST(spin_budget_policy)
+{
+	struct ring_spin s;
+	int cpu = pin_here();
+
+	ring_spin_init(&s);
+	if (s.single_cpu) {
+		ck_assert_uint_eq(ring_spin_budget(&s, &w.rx, true), 0);
+		return;
+	}
+	/* The peer runs elsewhere (or we cannot tell): the default budget. */
+	atomic_store(&ctl(0)->prod_cpu, (uint32_t)cpu + 2);
+	ck_assert_uint_eq(ring_spin_budget(&s, &w.rx, true), RING_SPIN_DEFAULT_NS);
+	ring_spin_done(&s, true);
+	ck_assert_uint_le(s.budget_ns, RING_SPIN_DEFAULT_NS);
+	/* The peer last ran on our CPU: no spin at all (it needs the CPU we would burn). */
+	if (ring_current_cpu() >= 0) {
+		atomic_store(&ctl(0)->prod_cpu, (uint32_t)cpu + 1);
+		ck_assert_uint_eq(ring_spin_budget(&s, &w.rx, true), 0);
+		ck_assert_uint_eq(s.shared_cpu, 1);
+		atomic_store(&ctl(0)->prod_cpu, 0);
+		/* Our own CPU was published for the peer. */
+		ck_assert_uint_eq(ctl(0)->cons_cpu, (uint32_t)cpu + 1);
+	}
+	/* A measured wake cost bounds the spin: past it, sleeping is cheaper. */
+	atomic_store(&ctl(0)->cons_woken_ns, mono_ns() - 2000);
+	ring_spin_woken(&s, &w.rx, true);
+	ck_assert_uint_ge(s.wake_ns, 2000);
+	ck_assert_uint_lt(s.wake_ns, 2000 + 10u * RING_SPIN_MAX_NS);
+	ck_assert_uint_le(s.budget_ns, s.wake_ns);
+	/* Hits grow the budget back, never past the wake cost nor the maximum. */
+	for (int i = 0; i < 100; i++)
+		ring_spin_done(&s, true);
+	ck_assert_uint_le(s.budget_ns, s.wake_ns);
+	ck_assert_uint_le(s.budget_ns, RING_SPIN_MAX_NS);
+	/* A hostile or stale stamp is ignored. */
+	uint64_t wake = s.wake_ns;
+	atomic_store(&ctl(0)->cons_woken_ns, mono_ns() + 1000000000u);
+	ring_spin_woken(&s, &w.rx, true);
+	atomic_store(&ctl(0)->cons_woken_ns, 1);
+	ring_spin_woken(&s, &w.rx, true);
+	ck_assert_uint_eq(s.wake_ns, wake);
+	/* Spins that do not pay switch spinning off, then it is probed again. */
+	for (int i = 0; i < 64 && s.budget_ns > 0; i++)
+		ring_spin_done(&s, false);
+	ck_assert_uint_eq(s.budget_ns, 0);
+	for (unsigned i = 0; i < RING_SPIN_PROBE; i++)
+		ck_assert_uint_eq(ring_spin_budget(&s, &w.rx, true), 0);
+	uint64_t probe = ring_spin_budget(&s, &w.rx, true);
+	ck_assert_uint_gt(probe, 0);
+	ck_assert_uint_le(probe, RING_SPIN_MAX_NS);
+	/* A huge measured wake cost still spins at most RING_SPIN_MAX_NS. */
+	for (int i = 0; i < 50; i++) {
+		atomic_store(&ctl(0)->cons_woken_ns, mono_ns() - 5u * RING_SPIN_MAX_NS);
+		ring_spin_woken(&s, &w.rx, true);
+		ring_spin_done(&s, true);
+	}
+	ck_assert_uint_le(ring_spin_budget(&s, &w.rx, true), RING_SPIN_MAX_NS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ring");
@@ -800,6 +1011,12 @@ int main(void)
 	tcase_add_test(tc, corrupt_tail_ahead_of_head);
 	tcase_add_test(tc, corrupt_tail_misaligned_or_backwards);
 	tcase_add_test(tc, attach_validation);
+	tcase_add_test(tc, futex_flag_woken_without_doorbell);
+	tcase_add_test(tc, doorbell_flag_values);
+	tcase_add_test(tc, futex_wait_timeout_and_cancel);
+	tcase_add_test(tc, futex_wakes_a_sleeping_thread);
+	tcase_add_test(tc, cpu_published_with_indices);
+	tcase_add_test(tc, spin_budget_policy);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(big, 100);
 	tcase_add_test(big, two_process_gigabyte);
