@@ -542,9 +542,13 @@ static int client_flush(struct client *c)
 		size_t total = 0;
 		unsigned n = 0;
 
+		/* A line with an fd goes in a sendmsg of its own: the kernel hands the
+		 * fd out with the read that reaches the message's first bytes and ends
+		 * that read there, so the reader ties it to the last line starting in
+		 * its read; a line batched after it would take the fd. */
 		for (struct outmsg *x = m; x && n < FLUSH_IOV; x = TAILQ_NEXT(x, entry)) {
-			if (x != m && x->fd >= 0)
-				break; /* its fd must ride with its own first byte */
+			if (x != m && (x->fd >= 0 || m->fd >= 0))
+				break;
 			iov[n].iov_base = x->data + x->off;
 			iov[n].iov_len = x->len - x->off;
 			total += iov[n].iov_len;
@@ -1153,7 +1157,16 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 			client_drop(c);
 		return;
 	}
+	/* Linux ends a stream read right after the message that carried fds, so
+	 * they belong to the last line that starts within this read (a client
+	 * sends a line with an fd in a sendmsg of its own); earlier pipelined
+	 * lines may share the read. */
 	uint64_t off = c->in_base + c->inlen;
+	if (n > 1) {
+		const char *nl = memrchr(c->in + c->inlen, '\n', (size_t)n - 1);
+		if (nl)
+			off += (uint64_t)(nl - (c->in + c->inlen)) + 1;
+	}
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;

@@ -232,8 +232,12 @@ static void *pipeline_thread(void *arg)
 			struct corral_error e;
 			size_t len;
 			int n = snprintf(buf, sizeof(buf), "t%d-%d", a->t, round * 50 + i);
-			if (corral_call_wait(p[i], &r, &e) != CORRAL_OK)
-				return (void *)"call failed";
+			if (corral_call_wait(p[i], &r, &e) != CORRAL_OK) {
+				static __thread char why[600];
+				snprintf(why, sizeof(why), "call failed: %s: %s",
+					 corral_code_name(e.code), e.message);
+				return why;
+			}
 			const char *d = corral_result_data(r, &len);
 			bool same = len == (size_t)n && memcmp(d, buf, len) == 0;
 			corral_result_free(r);

@@ -648,6 +648,51 @@ START_TEST(test_client_disconnect_mid_call)
 }
 END_TEST
 
+/*
+ * Pipelined lines without fds, then a line with an fd, all in the daemon's
+ * socket before it reads (it is stopped meanwhile): the kernel hands the fd
+ * out with the one read that holds all three lines, and it belongs to the
+ * last line, the call; both pings and the call succeed.
+ */
+START_TEST(test_fd_line_after_pipelined_lines)
+{
+	struct hd d;
+	struct hc c;
+	static const char pings[] = "{\"id\":1,\"cmd\":\"ping\"}\n{\"id\":2,\"cmd\":\"ping\"}\n";
+	static const char call[] =
+	    "{\"id\":3,\"cmd\":\"call\",\"type\":\"sha256\",\"payload_fd\":true}\n";
+
+	hd_up(&d, "{\"types\":{\"sha256\":{\"builtin\":\"sha256\"}}}");
+	hc_open(&c, &d);
+	int pfd = h_memfd_pattern(4096);
+	char want[65];
+	h_sha256_fd_hex(pfd, want);
+	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+	hc_send_raw(&c, pings, sizeof(pings) - 1, -1);
+	hc_send_raw(&c, call, sizeof(call) - 1, pfd);
+	ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
+	for (json_int_t id = 1; id <= 2; id++) {
+		json_t *r = hc_wait_id(&c, id, 10000, NULL);
+		H_OK(r);
+		json_decref(r);
+	}
+	int rfd = -1;
+	json_t *r = hc_wait_id(&c, 3, 10000, &rfd);
+	H_OK(r);
+	ck_assert_msg(rfd >= 0, "no result fd: %s", h_dump(r));
+	size_t n;
+	unsigned char *res = h_read_fd(rfd, &n);
+	ck_assert_int_eq(n, 64);
+	ck_assert_msg(memcmp(res, want, 64) == 0, "sha256 %.64s, want %s", res, want);
+	free(res);
+	close(rfd);
+	json_decref(r);
+	close(pfd);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("e2e-calls");
@@ -658,6 +703,7 @@ int main(void)
 	h_add(s, test_result_outgrows_line, 60);
 	h_add(s, test_payload_fd_large, 120);
 	h_add(s, test_payload_fd_kinds, 60);
+	h_add(s, test_fd_line_after_pipelined_lines, 60);
 	h_add(s, test_native_upper, 60);
 	h_add(s, test_stdio_basics, 60);
 	h_add(s, test_stdio_big_output, 60);
