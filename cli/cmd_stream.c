@@ -3,6 +3,7 @@
  * the ok reply, events arrive until we close; each is printed and flushed.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "ctl.h"
 #include "fmt.h"
@@ -100,10 +101,15 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv)
 	return CTL_EXIT_OK;
 }
 
-/* Print one watch event: "ts worker type pid state [reason]". */
+/*
+ * Print one watch event: "ts worker type pid state", or for an exit the
+ * reason in the state's place ("exited with status 0", "exited (killed by
+ * SIGSEGV)") so that it never reads "exited exited".
+ */
 static void stream_print_state(json_t *ev)
 {
-	static const char *const keys[] = {"worker", "type", "pid", "state"};
+	static const char *const keys[] = {"worker", "type", "pid"};
+	json_t *state = json_object_get(ev, "state");
 	json_t *reason = json_object_get(ev, "reason");
 	long long ts_ms = fmt_int(ev, "ts_ms");
 	char ts[FMT_BUF];
@@ -116,12 +122,18 @@ static void stream_print_state(json_t *ev)
 		printf(" %s", s);
 		free(s);
 	}
+	char *st = fmt_json(state);
 	if (json_is_string(reason)) {
-		char *s = fmt_json(reason);
-
-		printf(" %s", s);
-		free(s);
+		char *r = fmt_json(reason);
+		if (strcmp(st, "exited") == 0 && strncmp(r, "exited ", 7) == 0)
+			printf(" %s", r);
+		else
+			printf(" %s (%s)", st, r);
+		free(r);
+	} else {
+		printf(" %s", st);
 	}
+	free(st);
 	putchar('\n');
 }
 

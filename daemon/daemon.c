@@ -246,6 +246,7 @@ int daemon_run(struct config *cfg, const char *config_path, const char *socket_a
 out:
 	/* Drained (or never started): say goodbye to clients (a client that does
 	 * not read gets 100 ms at most), release everything. */
+	server_end_streams(d->server, "corrald is shutting down");
 	for (int i = 0; i < 50 && !server_flush_all(d->server); i++)
 		usleep(2000);
 	sd_watchdog_stop();

@@ -1171,10 +1171,15 @@ START_TEST(test_watch)
 		     "{\"id\":%lld,\"event\":{\"worker\":3,\"type\":\"echo\",\"pid\":99,"
 		     "\"state\":\"exited\",\"reason\":\"killed by SIGSEGV\",\"ts_ms\":1000}}",
 		     (long long)id);
+	server_reply(cfd, -1,
+		     "{\"id\":%lld,\"event\":{\"worker\":4,\"type\":\"echo\",\"pid\":98,"
+		     "\"state\":\"exited\",\"reason\":\"exited with status 0\",\"ts_ms\":2000}}",
+		     (long long)id);
 	close(cfd);
 	child_finish(&c, &r);
 	ck_assert_str_eq(r.out, "1970-01-01T00:00:00.000 3 echo 99 idle\n"
-				"1970-01-01T00:00:01.000 3 echo 99 exited killed by SIGSEGV\n");
+				"1970-01-01T00:00:01.000 3 echo 99 exited (killed by SIGSEGV)\n"
+				"1970-01-01T00:00:02.000 4 echo 98 exited with status 0\n");
 	ck_assert_int_eq(r.status, 1);
 	run_free(&r);
 	request_free(&req);
