@@ -1320,8 +1320,10 @@ def crash_loop_unavailable():
         if codes[-1] == 'unavailable':
             break
     c = d.conn(10)
-    c.send({'id': 'a', 'cmd': 'call', 'type': 'cr', 'payload': 'x'})
-    c.send({'id': 'b', 'cmd': 'call', 'type': 'cr', 'payload': 'x'})
+    # Both in one write: the second finds the first still queued (queue 1).
+    c.send_raw(b''.join(json.dumps(o).encode() + b'\n' for o in (
+        {'id': 'a', 'cmd': 'call', 'type': 'cr', 'payload': 'x'},
+        {'id': 'b', 'cmd': 'call', 'type': 'cr', 'payload': 'x'})))
     ra, rb = c.wait('a'), c.wait('b')
     got = sorted([ra.get('error', {}).get('code'), rb.get('error', {}).get('code')], key=str)
     expect('unavailable' in codes + got, 'no unavailable during backoff; crash codes %s, then %s' % (codes, got))
