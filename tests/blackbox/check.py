@@ -1317,7 +1317,9 @@ def crash_loop_unavailable():
     for _ in range(4):
         r = d.req('call', type='cr', payload='segv')
         codes.append(r.get('error', {}).get('code'))
-        if codes[-1] == 'unavailable':
+        # burst 1: the second crash starts the backoff; ask at once, before a
+        # queued call could outlive the 3 s delay on a slow machine.
+        if codes[-1] == 'unavailable' or codes.count('worker_crashed') >= 2:
             break
     c = d.conn(10)
     # Both in one write: the second finds the first still queued (queue 1).
