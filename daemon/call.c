@@ -123,7 +123,7 @@ void call_fail(struct call *c, enum ctl_code code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	utf8_sanitize(msg);
+	ctl_utf8_sanitize(msg);
 	call_reply(c, ctl_reply_error(c->req_id, code, msg), -1, code);
 }
 

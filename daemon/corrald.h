@@ -9,7 +9,7 @@
  *   A call's client pointer is cleared when the client goes away.
  *
  * The module headers (worker.h, pool.h, call.h, transfer.h, stats.h,
- * reload.h, daemon.h, utf8.h) include no daemon header: they forward-declare
+ * reload.h, daemon.h) include no daemon header: they forward-declare
  * what they name, so no header includes another in a circle.
  */
 #ifndef CORRAL_CORRALD_H
@@ -34,7 +34,6 @@
 #include "stats.h"
 #include "type.h"
 #include "transfer.h"
-#include "utf8.h"
 #include "worker.h"
 
 struct client;

@@ -729,7 +729,7 @@ void client_reply_error(struct client *c, json_t *id, const char *code, const ch
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	utf8_sanitize(msg);
+	ctl_utf8_sanitize(msg);
 	client_send(c, error_obj(id, code, msg), -1);
 }
 
