@@ -291,7 +291,7 @@ static const char *step_name(int step)
 	case STEP_LANDLOCK:
 		return "cannot apply the Landlock ruleset";
 	default:
-		return "cannot exec";
+		return "exec";
 	}
 }
 
