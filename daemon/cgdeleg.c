@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -94,6 +95,79 @@ static bool has_word(const char *list, const char *word, size_t wlen)
 		p += strspn(p, " ");
 	}
 	return false;
+}
+
+/* True when dir/cgroup.procs lists exactly pid (want_pid 0: lists nothing). */
+static bool procs_are(const char *dir, pid_t want_pid)
+{
+	char path[4096], text[256];
+	char *end;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path) ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	ssize_t n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n < 0)
+		return false;
+	text[n] = '\0';
+	if (want_pid == 0)
+		return n == 0;
+	long pid = strtol(text, &end, 10);
+	return end != text && pid == (long)want_pid && strspn(end, "\n") == strlen(end);
+}
+
+/* Whether the cgroup at mnt + self is ours to take over; see cgdeleg.h. */
+int cgdeleg_detect(const char *mnt, const char *self, const char *want, char *why, size_t whylen)
+{
+	char base[4096], leaf[4096], offered[512], f[4200];
+	const char *slash = strrchr(self, '/');
+	bool in_leaf = slash && strcmp(slash + 1, CGDELEG_LEAF) == 0;
+	size_t n = in_leaf ? (size_t)(slash - self) : strlen(self);
+
+	if (self[0] != '/' || n == 0 || strcmp(self, "/") == 0) {
+		snprintf(why, whylen, "in the root cgroup");
+		return 0;
+	}
+	if ((size_t)snprintf(base, sizeof(base), "%s%.*s", mnt, (int)n, self) >= sizeof(base) ||
+	    (size_t)snprintf(leaf, sizeof(leaf), "%s/" CGDELEG_LEAF, base) >= sizeof(leaf)) {
+		snprintf(why, whylen, "cgroup path too long");
+		return 0;
+	}
+	if (read_at(base, "cgroup.controllers", offered, sizeof(offered)) < 0) {
+		snprintf(why, whylen, "no %s/cgroup.controllers", base);
+		return 0;
+	}
+	bool any = false;
+	for (const char *w = want; *w && !any;) {
+		size_t wl = strcspn(w, " ");
+		any = wl > 0 && has_word(offered, w, wl);
+		w += wl;
+		w += strspn(w, " ");
+	}
+	if (!any) {
+		snprintf(why, whylen, "%s offers none of the controllers %s", base, want);
+		return 0;
+	}
+	static const char *const files[] = {"cgroup.procs", "cgroup.subtree_control"};
+	if (access(base, W_OK) < 0) {
+		snprintf(why, whylen, "%s is not writable", base);
+		return 0;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(f, sizeof(f), "%s/%s", base, files[i]);
+		if (access(f, W_OK) < 0) {
+			snprintf(why, whylen, "%s is not writable", f);
+			return 0;
+		}
+	}
+	if (in_leaf ? !procs_are(base, 0) || !procs_are(leaf, getpid())
+		    : !procs_are(base, getpid())) {
+		snprintf(why, whylen, "other processes share %s", in_leaf ? leaf : base);
+		return 0;
+	}
+	return 1;
 }
 
 /* Take over the delegated cgroup at mnt + self; see cgdeleg.h. */

@@ -33,6 +33,18 @@ bool cgdeleg_is_delegated(const char *dir);
 int cgdeleg_prepare(const char *mnt, const char *self, const char *want, char *base, size_t baselen,
 		    char *enabled, size_t enabledlen, char *err, size_t errlen);
 
+/*
+ * Whether the cgroup at mnt + self is ours to take over: we may write it
+ * (the directory, cgroup.procs, cgroup.subtree_control), its
+ * cgroup.controllers offers at least one controller of want, and we are the
+ * only process in it (or, already in a CGDELEG_LEAF, alone there with none in
+ * its parent), so that it can hold no other process once we move into the
+ * leaf.  A root cgroup ("/") is never taken.  1 yes; 0 no, with why.
+ * systemd's delegation mark (cgdeleg_is_delegated) is not required: systemd
+ * before 251 does not set it.
+ */
+int cgdeleg_detect(const char *mnt, const char *self, const char *want, char *why, size_t whylen);
+
 /* The directory of worker id's cgroup under base ("base/worker-ID"); 0, or -1 if too long. */
 int cgdeleg_worker_dir(const char *base, uint64_t id, char *buf, size_t len);
 

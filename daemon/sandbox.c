@@ -7,6 +7,20 @@
  * memory cgroup it may create children in.  Layers that fail the probe are
  * logged and reported by `types` as missing: never a silent downgrade.
  *
+ * Cgroups, in this order: a delegated cgroup v2 subtree (systemd's
+ * Delegate=yes; cgdeleg.c decides and takes it over: the daemon moves into
+ * its "supervisor" leaf, each worker gets "worker-ID" beside it with
+ * memory.max, memory.swap.max 0 and pids.max, OOM kills come from
+ * memory.events, and on reap cgroup.kill, or else a kill of each pid in
+ * cgroup.procs, empties it before rmdir); else, per controller, the v1
+ * hierarchy or a v2 cgroup whose subtree_control already has it
+ * ("corral-PID-ID" children, as before).  Tested: the v1 path by the e2e
+ * suites on a v1 host; the v2 file writes and reads on a fake tree, and the
+ * detection on a real cgroup2 mount, by tests/operator/test_cgdeleg.c.  A
+ * real v2 memory.max/pids.max cgroup with a worker in it only runs there on
+ * a host whose memory and pids controllers are on cgroup v2 (not bound to
+ * v1), as root; no e2e test runs corrald itself under systemd delegation.
+ *
  * Child side (between clone and execve, async-signal-safe only):
  *   uid/gid maps -> private mounts -> tmpfs root with read-only binds, tmpfs
  *   paths, a minimal /dev, /proc of the new pid namespace -> pivot_root.
@@ -37,6 +51,7 @@
 #include <linux/mount.h>
 #include <unistd.h>
 
+#include "cgdeleg.h"
 #include "corrald.h"
 #include "log.h"
 #include "sandbox.h"
@@ -49,6 +64,7 @@ static char cgroup_base[700]; /* memory cgroup directory we create children in *
 static bool cgroup_v2;
 static char pids_base[700]; /* pids cgroup directory we create children in */
 static bool pids_v2;
+static char deleg_base[700]; /* the delegated cgroup v2 subtree we took over, or "" */
 
 /* Length of a NUL-terminated string (async-signal-safe). */
 static size_t s_len(const char *s)
@@ -565,9 +581,13 @@ static bool find_cgroup(const char *ctrl, char *base, size_t len, bool *v2)
 	return found;
 }
 
-/* The directory of worker_id's cgroup under base. */
+/* The directory of worker_id's cgroup under base ("worker-ID" beside our leaf in a
+ * delegated subtree, which is ours alone; "corral-PID-ID" in a shared cgroup). */
 static void cgroup_dir(char *buf, size_t len, const char *base, uint64_t worker_id)
 {
+	if (deleg_base[0] && strcmp(base, deleg_base) == 0 &&
+	    cgdeleg_worker_dir(base, worker_id, buf, len) == 0)
+		return;
 	snprintf(buf, len, "%s/corral-%d-%llu", base, (int)getpid(), (unsigned long long)worker_id);
 }
 
@@ -648,10 +668,18 @@ uint64_t sandbox_cgroup_oom_kills(uint64_t worker_id)
 	return k ? strtoull(k + 9, NULL, 10) : 0;
 }
 
-/* SIGKILL every process in a cgroup directory (a few passes: they may fork meanwhile). */
-static void cgroup_kill(const char *dir)
+/*
+ * SIGKILL every process in a cgroup directory: at once through cgroup.kill
+ * where v2 has it (Linux 5.14+), then (or else) a few passes over cgroup.procs,
+ * as they may fork meanwhile.
+ */
+static void cgroup_kill(const char *dir, bool v2)
 {
 	char file[900], text[4096];
+	if (v2) {
+		snprintf(file, sizeof(file), "%s/cgroup.kill", dir);
+		write_file(file, "1");
+	}
 	snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
 	for (int pass = 0; pass < 8 && read_small(file, text, sizeof(text)) && text[0]; pass++)
 		for (char *p = text, *end; *p; p = end) {
@@ -671,14 +699,88 @@ bool sandbox_cgroup_finish(uint64_t worker_id, uint64_t told)
 	if (pids_base[0]) {
 		/* Without a pid namespace, the program's tree does not die with its worker. */
 		cgroup_dir(dir, sizeof(dir), pids_base, worker_id);
-		cgroup_kill(dir);
+		cgroup_kill(dir, pids_v2);
 		rmdir(dir);
 	}
 	if (cgroup_base[0]) {
 		cgroup_dir(dir, sizeof(dir), cgroup_base, worker_id);
+		if (cgroup_v2 && strcmp(cgroup_base, pids_base) != 0)
+			cgroup_kill(dir, true); /* v2 rmdir needs it empty; v1 as ever */
 		rmdir(dir);
 	}
 	return oom;
+}
+
+/* True when the space-separated list holds word. */
+static bool word_in(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* Kill and remove the worker cgroups a previous daemon left in our delegated subtree. */
+static void deleg_sweep(const char *base)
+{
+	DIR *dir = opendir(base);
+	struct dirent *e;
+	char path[1024];
+	unsigned long long id;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir)))
+		if (sscanf(e->d_name, "worker-%llu", &id) == 1) {
+			snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+			cgroup_kill(path, true);
+			/* Fails while a dying process is still inside: then it stays. */
+			rmdir(path);
+		}
+	closedir(dir);
+}
+
+/*
+ * Take over a delegated cgroup v2 subtree (systemd's Delegate=yes): where
+ * cgdeleg_detect finds our cgroup under mnt ours alone, with memory or pids
+ * offered, move into its "supervisor" leaf, enable the controllers and make
+ * per-worker cgroups beside the leaf (memory.max, pids.max).  Returns the
+ * SB_CGROUP / SB_PIDS bits it provides, 0 when it does not apply (the v1 or
+ * undelegated v2 lookup of find_cgroup then runs as before).
+ */
+unsigned sandbox_cgroup_delegate(const char *mnt, const char *proc_cgroup)
+{
+	char self[600], why[800], base[700], enabled[64], err[900];
+	unsigned bits = 0;
+
+	if (cgdeleg_self_path(proc_cgroup, self, sizeof(self)) < 0)
+		return 0;
+	if (!cgdeleg_detect(mnt, self, "memory pids", why, sizeof(why))) {
+		log_debug("cgroup v2: not taking over our cgroup: %s", why);
+		return 0;
+	}
+	if (cgdeleg_prepare(mnt, self, "memory pids", base, sizeof(base), enabled, sizeof(enabled),
+			    err, sizeof(err)) < 0) {
+		log_warn("cgroup v2: cannot take over our delegated cgroup: %s", err);
+		return 0;
+	}
+	snprintf(deleg_base, sizeof(deleg_base), "%s", base);
+	if (word_in(enabled, "memory")) {
+		snprintf(cgroup_base, sizeof(cgroup_base), "%s", base);
+		cgroup_v2 = true;
+		bits |= SB_CGROUP;
+	}
+	if (word_in(enabled, "pids")) {
+		snprintf(pids_base, sizeof(pids_base), "%s", base);
+		pids_v2 = true;
+		bits |= SB_PIDS;
+	}
+	deleg_sweep(base);
+	log_info("cgroup v2: per-worker cgroups under %s (%s), the daemon in %s/" CGDELEG_LEAF "%s",
+		 base, enabled, base,
+		 cgdeleg_is_delegated(base) ? " (marked delegated by systemd)" : "");
+	return bits;
 }
 
 /* Landlock's ABI up to 6 (the system header may predate it). */
@@ -836,11 +938,21 @@ unsigned sandbox_probe(struct daemon *d)
 	unsigned bits = SB_RLIMITS | probe_namespaces();
 	if (compile_default_filter())
 		bits |= SB_SECCOMP;
-	if (find_cgroup("memory", cgroup_base, sizeof(cgroup_base), &cgroup_v2)) {
+	/* A delegated v2 subtree first (under systemd); else v1, or v2 as found. */
+	char text[4096];
+	const char *mnt = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0
+			      ? "/sys/fs/cgroup"
+			      : "/sys/fs/cgroup/unified";
+	unsigned deleg = read_small("/proc/self/cgroup", text, sizeof(text))
+			     ? sandbox_cgroup_delegate(mnt, text)
+			     : 0;
+	bits |= deleg;
+	if (!(deleg & SB_CGROUP) &&
+	    find_cgroup("memory", cgroup_base, sizeof(cgroup_base), &cgroup_v2)) {
 		bits |= SB_CGROUP;
 		cgroup_sweep(cgroup_base);
 	}
-	if (find_cgroup("pids", pids_base, sizeof(pids_base), &pids_v2)) {
+	if (!(deleg & SB_PIDS) && find_cgroup("pids", pids_base, sizeof(pids_base), &pids_v2)) {
 		bits |= SB_PIDS;
 		if (strcmp(pids_base, cgroup_base) != 0)
 			cgroup_sweep(pids_base);

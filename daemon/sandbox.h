@@ -73,6 +73,14 @@ uint64_t sandbox_cgroup_oom_kills(uint64_t worker_id);
  */
 bool sandbox_cgroup_finish(uint64_t worker_id, uint64_t told);
 
+/*
+ * Take over the delegated cgroup v2 subtree our cgroup (proc_cgroup: the text
+ * of /proc/self/cgroup) is under cgroup2 mount mnt, if it is one (see
+ * cgdeleg.h); sandbox_probe calls it, tests with a mount of their own.  The
+ * SB_CGROUP / SB_PIDS bits it made available, 0 when none.
+ */
+unsigned sandbox_cgroup_delegate(const char *mnt, const char *proc_cgroup);
+
 /* Child side, where the kernel has Landlock: writes only under the tmpfs paths (and to
  * /dev/null, zero, urandom).  0 or -errno; async-signal-safe. */
 int sandbox_child_landlock(const struct sandbox_plan *p);

@@ -4,12 +4,27 @@
  * cgroup2 mount the test makes (moving into the "supervisor" leaf, enabling
  * controllers, a worker cgroup beside the leaf, a second start in place).
  * Without root or a cgroup2 mount, the mount tests say so and pass.
+ *
+ * Then daemon/sandbox.c's use of it (sandbox_cgroup_delegate, called by
+ * sandbox_probe): on a fake cgroup tree in a temporary directory, the file
+ * writes and reads of the v2 path (the move into the leaf, memory.max,
+ * memory.swap.max, pids.max, the worker's cgroup.procs, oom_kill from
+ * memory.events, cgroup.kill, the kill through cgroup.procs without it, the
+ * sweep of a previous daemon's worker cgroups); on a real cgroup2 mount,
+ * the detection and, where that mount offers memory or pids (a pure v2 host),
+ * the whole path with a process in a worker cgroup.  On a host whose memory
+ * and pids controllers are bound to cgroup v1 (as the development machine's),
+ * the real mount offers neither: the test checks that the daemon then leaves
+ * its cgroup alone and says that the real v2 path was not exercised.
  */
 #include "cgdeleg.h"
+#include "corrald.h"
+#include "sandbox.h"
 
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +232,277 @@ START_TEST(missing_cgroup_is_an_error_naming_it)
 }
 END_TEST
 
+/* Create dir/name holding text. */
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* Remove one entry of a tree (nftw callback). */
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+/* Remove a whole tree. */
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fake delegated service cgroup: T/svc offering ctrls, holding procs, and its leaf. */
+static void fake_svc(char *t, size_t tlen, char *svc, size_t slen, const char *ctrls,
+		     const char *procs)
+{
+	snprintf(t, tlen, "/tmp/corral-fakecg-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t));
+	snprintf(svc, slen, "%s/svc", t);
+	ck_assert_int_eq(mkdir(svc, 0755), 0);
+	put(svc, "cgroup.controllers", ctrls);
+	put(svc, "cgroup.subtree_control", "memory pids\n");
+	put(svc, "cgroup.procs", procs);
+	char leaf[600];
+	snprintf(leaf, sizeof(leaf), "%s/" CGDELEG_LEAF, svc);
+	ck_assert_int_eq(mkdir(leaf, 0755), 0);
+	put(leaf, "cgroup.procs", "");
+}
+
+START_TEST(detect_takes_only_a_cgroup_of_our_own)
+{
+	char t[64], svc[128], me[32], two[64], why[512], leaf[256];
+
+	snprintf(me, sizeof(me), "%d\n", (int)getpid());
+	snprintf(two, sizeof(two), "%d\n%d\n", (int)getpid(), (int)getppid());
+	fake_svc(t, sizeof(t), svc, sizeof(svc), "cpu memory pids\n", me);
+	snprintf(leaf, sizeof(leaf), "%s/" CGDELEG_LEAF, svc);
+
+	ck_assert_int_eq(cgdeleg_detect(t, "/svc", "memory pids", why, sizeof(why)), 1);
+	/* Never the root cgroup, or a root-level leaf (whose parent is the root). */
+	ck_assert_int_eq(cgdeleg_detect(t, "/", "memory pids", why, sizeof(why)), 0);
+	ck_assert_int_eq(cgdeleg_detect(t, "/" CGDELEG_LEAF, "memory pids", why, sizeof(why)), 0);
+	/* Not alone: moving into the leaf would leave the others behind. */
+	put(svc, "cgroup.procs", two);
+	ck_assert_int_eq(cgdeleg_detect(t, "/svc", "memory pids", why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "other processes"), "%s", why);
+	/* None of the wanted controllers offered (bound to cgroup v1, say). */
+	put(svc, "cgroup.procs", me);
+	put(svc, "cgroup.controllers", "cpu io hugetlb\n");
+	ck_assert_int_eq(cgdeleg_detect(t, "/svc", "memory pids", why, sizeof(why)), 0);
+	ck_assert_msg(strstr(why, "offers none"), "%s", why);
+	ck_assert_int_eq(cgdeleg_detect(t, "/svc", "pids", why, sizeof(why)), 0);
+	put(svc, "cgroup.controllers", "pids\n");
+	ck_assert_int_eq(cgdeleg_detect(t, "/svc", "memory pids", why, sizeof(why)), 1);
+	/* Already in the leaf (started again in place): alone there, none in the parent. */
+	put(svc, "cgroup.procs", "");
+	put(leaf, "cgroup.procs", me);
+	ck_assert_int_eq(cgdeleg_detect(t, "/svc/" CGDELEG_LEAF, "memory pids", why, sizeof(why)),
+			 1);
+	put(svc, "cgroup.procs", two);
+	ck_assert_int_eq(cgdeleg_detect(t, "/svc/" CGDELEG_LEAF, "memory pids", why, sizeof(why)),
+			 0);
+	/* No such cgroup. */
+	ck_assert_int_eq(cgdeleg_detect(t, "/nope", "memory pids", why, sizeof(why)), 0);
+	rm_tree(t);
+}
+END_TEST
+
+/* dir/name's text, newline dropped. */
+static const char *text_of(const char *dir, const char *name)
+{
+	static char buf[256];
+	read_file(dir, name, buf, sizeof(buf));
+	return buf;
+}
+
+/* A child that waits to be killed. */
+static pid_t sleeper(void)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+/* True when pid died of SIGKILL (reaped here). */
+static bool was_killed(pid_t pid)
+{
+	int st;
+	return waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+
+START_TEST(sandbox_worker_cgroups_on_a_fake_tree)
+{
+	char t[64], svc[128], me[32], w[256], dir[300], text[128];
+	struct sandbox_plan plan;
+
+	snprintf(me, sizeof(me), "%d\n", (int)getpid());
+	fake_svc(t, sizeof(t), svc, sizeof(svc), "cpu memory pids\n", me);
+	/* A previous daemon's worker cgroup, and something not ours. */
+	snprintf(dir, sizeof(dir), "%s/worker-99", svc);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	snprintf(dir, sizeof(dir), "%s/other", svc);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+
+	unsigned bits = sandbox_cgroup_delegate(t, "4:memory:/elsewhere\n0::/svc\n");
+	ck_assert_uint_eq(bits, SB_CGROUP | SB_PIDS);
+	snprintf(dir, sizeof(dir), "%s/" CGDELEG_LEAF, svc);
+	snprintf(text, sizeof(text), "%d", (int)getpid());
+	ck_assert_str_eq(text_of(dir, "cgroup.procs"), text); /* moved into the leaf */
+	snprintf(dir, sizeof(dir), "%s/worker-99", svc);
+	ck_assert_int_ne(access(dir, F_OK), 0); /* swept */
+	snprintf(dir, sizeof(dir), "%s/other", svc);
+	ck_assert_int_eq(access(dir, F_OK), 0);
+
+	/* Worker 7: memory.max, no swap, pids.max, one cgroup for both. */
+	snprintf(w, sizeof(w), "%s/worker-7", svc);
+	ck_assert_int_eq(mkdir(w, 0755), 0);
+	static const char *const files[] = {"memory.max",   "memory.swap.max", "pids.max",
+					    "cgroup.procs", "cgroup.kill",     "memory.events"};
+	for (size_t i = 0; i < 6; i++)
+		put(w, files[i], "");
+	ck_assert_int_eq(sandbox_cgroup_create(7, 64, 32, &plan), 0);
+	ck_assert_str_eq(text_of(w, "memory.max"), "67108864");
+	ck_assert_str_eq(text_of(w, "memory.swap.max"), "0");
+	ck_assert_str_eq(text_of(w, "pids.max"), "32");
+	snprintf(dir, sizeof(dir), "%s/cgroup.procs", w);
+	ck_assert_str_eq(plan.cgroup_procs, dir);
+	ck_assert_ptr_null(plan.pids_procs);
+
+	/* OOM kills come from memory.events' oom_kill (not oom_group_kill). */
+	ck_assert_uint_eq(sandbox_cgroup_oom_kills(7), 0);
+	put(w, "memory.events", "low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\noom_group_kill 0\n");
+	ck_assert_uint_eq(sandbox_cgroup_oom_kills(7), 2);
+
+	/* Reaped: what is left is killed (cgroup.kill written), an untold OOM kill reported. */
+	pid_t left = sleeper();
+	snprintf(text, sizeof(text), "%d\n", (int)left);
+	put(w, "cgroup.procs", text);
+	ck_assert(sandbox_cgroup_finish(7, 1));
+	ck_assert_str_eq(text_of(w, "cgroup.kill"), "1");
+	ck_assert(was_killed(left));
+	ck_assert(!sandbox_cgroup_finish(7, 2));
+
+	/* Worker 8, no memory limit, no cgroup.kill (before Linux 5.14): killed through
+	 * cgroup.procs. */
+	snprintf(w, sizeof(w), "%s/worker-8", svc);
+	ck_assert_int_eq(mkdir(w, 0755), 0);
+	put(w, "pids.max", "");
+	put(w, "cgroup.procs", "");
+	ck_assert_int_eq(sandbox_cgroup_create(8, 0, 5, &plan), 0);
+	ck_assert_ptr_null(plan.cgroup_procs);
+	snprintf(dir, sizeof(dir), "%s/cgroup.procs", w);
+	ck_assert_str_eq(plan.pids_procs, dir);
+	ck_assert_str_eq(text_of(w, "pids.max"), "5");
+	left = sleeper();
+	snprintf(text, sizeof(text), "%d\n", (int)left);
+	put(w, "cgroup.procs", text);
+	ck_assert(!sandbox_cgroup_finish(8, 0));
+	ck_assert(was_killed(left));
+
+	/* Worker 9: the limit cannot be written: an error, nothing left behind. */
+	ck_assert_int_lt(sandbox_cgroup_create(9, 64, 32, &plan), 0);
+	snprintf(w, sizeof(w), "%s/worker-9", svc);
+	ck_assert_int_ne(access(w, F_OK), 0);
+	rm_tree(t);
+}
+END_TEST
+
+/*
+ * In a child moved into svc on a real cgroup2 mount: the daemon's probe step.
+ * Exit status 0 when all held; 100 when the mount offers neither memory nor
+ * pids and the daemon rightly left its cgroup alone.
+ */
+static int child_sandbox_probe(const char *svc, const char *svc_rel)
+{
+	char text[4096], self[512], offered[256], w[600], path[700], val[64];
+
+	if (move_to(svc, getpid()) < 0)
+		return 10;
+	int fd = open("/proc/self/cgroup", O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	read_file(svc, "cgroup.controllers", offered, sizeof(offered));
+	bool mem = strstr(offered, "memory"), pids = strstr(offered, "pids");
+	unsigned bits = sandbox_cgroup_delegate(mnt, text);
+	self_cgroup(self, sizeof(self));
+	if (!mem && !pids) {
+		/* Not ours to take: not moved, no bits (the v1 lookup runs as before). */
+		printf("this cgroup2 mount offers only \"%s\": memory/pids v2 path not exercised "
+		       "on a real cgroup\n",
+		       offered);
+		return bits == 0 && strcmp(self, svc_rel) == 0 ? 100 : 20;
+	}
+	snprintf(path, sizeof(path), "%s/" CGDELEG_LEAF, svc_rel);
+	if (strcmp(self, path) != 0)
+		return 21;
+	if (bits != ((mem ? SB_CGROUP : 0) | (pids ? SB_PIDS : 0)))
+		return 22;
+	struct sandbox_plan plan;
+	if (sandbox_cgroup_create(1, 64, 32, &plan) < 0)
+		return 23;
+	snprintf(w, sizeof(w), "%s/worker-1", svc);
+	read_file(w, mem ? "memory.max" : "pids.max", val, sizeof(val));
+	if (strcmp(val, mem ? "67108864" : "32") != 0)
+		return 24;
+	/* A process in the worker's cgroup, killed and removed with it. */
+	pid_t left = fork();
+	if (left == 0) {
+		for (;;)
+			pause();
+	}
+	if (move_to(w, left) < 0)
+		return 25;
+	sandbox_cgroup_finish(1, 0);
+	int st;
+	if (waitpid(left, &st, 0) != left || !WIFSIGNALED(st))
+		return 26;
+	if (access(w, F_OK) == 0) {
+		/* rmdir raced the dying process: the sweep of the next start takes it. */
+		printf("worker cgroup outlived its kill by a moment; removed by the test\n");
+		rmdir(w);
+	}
+	return 0;
+}
+
+START_TEST(sandbox_on_a_real_cgroup2_mount)
+{
+	char svc[256], svc_rel[128], leaf[300];
+	int status;
+
+	if (!cg2_mount())
+		return;
+	snprintf(svc_rel, sizeof(svc_rel), "/corral-sbtest-%d.service", (int)getpid());
+	snprintf(svc, sizeof(svc), "%s%s", mnt, svc_rel);
+	ck_assert_int_eq(mkdir(svc, 0755), 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int r = child_sandbox_probe(svc, svc_rel);
+		fflush(stdout);
+		_exit(r);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	snprintf(leaf, sizeof(leaf), "%s/" CGDELEG_LEAF, svc);
+	rmdir(leaf);
+	rmdir(svc);
+	cg2_unmount();
+	ck_assert_msg(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 100),
+		      "child step %d failed", WEXITSTATUS(status));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cgdeleg");
@@ -226,6 +512,9 @@ int main(void)
 	tcase_add_test(tc, worker_dir);
 	tcase_add_test(tc, takes_over_a_delegated_subtree);
 	tcase_add_test(tc, missing_cgroup_is_an_error_naming_it);
+	tcase_add_test(tc, detect_takes_only_a_cgroup_of_our_own);
+	tcase_add_test(tc, sandbox_worker_cgroups_on_a_fake_tree);
+	tcase_add_test(tc, sandbox_on_a_real_cgroup2_mount);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
