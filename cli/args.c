@@ -316,7 +316,7 @@ bad:
 /* Put {"worker": ID} when arg is all digits, else {"type": arg}, into req; 0 or ARGS_BAD. */
 int args_target(struct ctl *ctl, json_t *req, const char *arg)
 {
-	long long id;
+	long long id = 0;
 
 	if (!args_is_id(arg)) {
 		json_t *type = json_string(arg);
