@@ -77,6 +77,9 @@ int cr_fill(struct corral *c, int timeout_ms)
 	} cbuf;
 	int flags = MSG_CMSG_CLOEXEC;
 
+	/* cr_take_line found no newline in what is there: past the longest line, none is due. */
+	if (c->scan == c->end && c->end - c->start > CTL_LINE_MAX)
+		return -EMSGSIZE;
 	if (c->start == c->end) {
 		c->base += c->end;
 		c->start = c->end = c->scan = 0;
@@ -333,6 +336,11 @@ CR_EXPORT const char *corral_socket_path(const struct corral *c)
 	return c->path;
 }
 
+CR_EXPORT int corral_fd(const struct corral *c)
+{
+	return c->fd;
+}
+
 CR_EXPORT const char *corral_daemon_version(const struct corral *c)
 {
 	return c->version;
@@ -471,8 +479,15 @@ static void deliver_bad(struct corral *c, const struct cr_reply *r, const char *
 	}
 }
 
+/* Hand a line that answers us to the line hook, if one is set (under mu). */
+static void line_hook(struct corral *c, const char *raw, size_t len)
+{
+	if (c->line_cb && raw)
+		c->line_cb(raw, len, c->line_arg);
+}
+
 /* A call's ok reply from the fast path (consumed, with its fd) reaches its entry (under mu). */
-static void deliver_flat(struct corral *c, struct cr_flat *f, int fd)
+static void deliver_flat(struct corral *c, struct cr_flat *f, int fd, const char *raw, size_t rlen)
 {
 	struct cr_pending *p = find_pending(c, f->id);
 
@@ -483,6 +498,7 @@ static void deliver_flat(struct corral *c, struct cr_flat *f, int fd)
 		pending_free(p);
 		goto drop;
 	}
+	line_hook(c, raw, rlen);
 	p->done = true;
 	wake(p);
 	if (!p->is_call) {
@@ -500,8 +516,12 @@ drop:
 	cr_flat_clear(f);
 }
 
-/* A parsed reply line (consumed, with its fd) reaches its pending entry (under mu). */
-static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *bad)
+/*
+ * A parsed reply line (consumed, with its fd) reaches its pending entry (under
+ * mu); raw is its text for the line hook (NULL when no hook is set).
+ */
+static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *bad, const char *raw,
+		    size_t rlen)
 {
 	if (bad) {
 		deliver_bad(c, r, bad);
@@ -510,6 +530,8 @@ static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *ba
 	if (r->id_null) {
 		/* A connection-level error (permission_denied, too_large): the daemon closes next.
 		 */
+		if (!r->ok)
+			line_hook(c, raw, rlen);
 		if (!r->ok && c->null_err.code == CORRAL_OK) {
 			c->null_err.code = r->code;
 			snprintf(c->null_err.message, sizeof(c->null_err.message), "%s",
@@ -519,8 +541,10 @@ static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *ba
 	}
 	if (r->is_event) {
 		/* Ours only on a stream's connection: queue it for corral_stream_next(). */
-		if (c->events && r->id_valid && r->id == c->stream_id)
+		if (c->events && r->id_valid && r->id == c->stream_id) {
+			line_hook(c, raw, rlen);
 			json_array_append(c->events, json_object_get(r->root, "event"));
+		}
 		goto drop;
 	}
 	if (!r->id_valid)
@@ -534,6 +558,7 @@ static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *ba
 		pending_free(p);
 		goto drop;
 	}
+	line_hook(c, raw, rlen);
 	p->done = true;
 	wake(p);
 	if (r->ok) {
@@ -563,6 +588,8 @@ struct parsed {
 	char *bad; /* why the line is not a reply (malloc'd), or NULL */
 	bool is_flat;
 	struct cr_flat flat; /* is_flat: a call's ok reply, parsed by the fast path */
+	char *raw;	     /* the line's text, kept for the line hook only (malloc'd) */
+	size_t rlen;
 };
 
 /*
@@ -581,9 +608,12 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 		struct cr_flat flat;
 		struct corral_error e;
 		char *bad = NULL;
+		char *raw = NULL;
 		bool is_flat = cr_parse_flat(line, len, &flat) == 0;
 		if (!is_flat && cr_parse_reply(line, len, &r, &e) != CORRAL_OK)
 			bad = strdup(e.message);
+		if (c->line_cb && (raw = malloc(len + 1)) != NULL)
+			memcpy(raw, line, len), raw[len] = '\0';
 		if (n == *cap) {
 			size_t ncap = *cap ? *cap * 2 : 16;
 			struct parsed *np = realloc(*out, ncap * sizeof(*np));
@@ -592,6 +622,7 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 				if (is_flat)
 					cr_flat_clear(&flat);
 				free(bad);
+				free(raw);
 				if (fd >= 0)
 					close(fd);
 				continue;
@@ -599,7 +630,7 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 			*out = np;
 			*cap = ncap;
 		}
-		(*out)[n++] = (struct parsed){r, fd, bad, is_flat, flat};
+		(*out)[n++] = (struct parsed){r, fd, bad, is_flat, flat, raw, len};
 	}
 	return n;
 }
@@ -618,18 +649,19 @@ static void read_and_deliver(struct corral *c, int timeout_ms)
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < np; i++) {
 		if (out[i].is_flat)
-			deliver_flat(c, &out[i].flat, out[i].fd);
+			deliver_flat(c, &out[i].flat, out[i].fd, out[i].raw, out[i].rlen);
 		else
-			deliver(c, &out[i].r, out[i].fd, out[i].bad);
+			deliver(c, &out[i].r, out[i].fd, out[i].bad, out[i].raw, out[i].rlen);
 		free(out[i].bad);
+		free(out[i].raw);
 	}
 	free(out);
 	if (n == 0)
 		mark_dead(c, CORRAL_E_DISCONNECTED, 0, "corrald closed the connection (%s)",
 			  c->path);
 	else if (n == -EMSGSIZE)
-		mark_dead(c, CORRAL_E_PROTOCOL, 0, "a reply line from corrald exceeds %u bytes",
-			  CTL_LINE_MAX);
+		mark_dead(c, CORRAL_E_PROTOCOL, 0,
+			  "a reply line from corrald is longer than %u bytes", CTL_LINE_MAX);
 	else if (n < 0 && n != -ETIMEDOUT)
 		mark_dead(c, n == -ECONNRESET ? CORRAL_E_DISCONNECTED : CORRAL_E_SYSTEM, -n,
 			  "read from corrald: %s", strerror(-n));
@@ -928,10 +960,13 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 			size_t np = n > 0 ? parse_lines(c, &out, &cap) : 0;
 			for (size_t k = 0; k < np; k++) {
 				if (out[k].is_flat)
-					deliver_flat(c, &out[k].flat, out[k].fd);
+					deliver_flat(c, &out[k].flat, out[k].fd, out[k].raw,
+						     out[k].rlen);
 				else
-					deliver(c, &out[k].r, out[k].fd, out[k].bad);
+					deliver(c, &out[k].r, out[k].fd, out[k].bad, out[k].raw,
+						out[k].rlen);
 				free(out[k].bad);
+				free(out[k].raw);
 			}
 			free(out);
 			if (n == -ETIMEDOUT)
@@ -1546,6 +1581,44 @@ CR_EXPORT enum corral_code corral_command_reply(struct corral *c, const char *cm
 						json_t **ret_reply, struct corral_error *err)
 {
 	return command(c, cmd, args, true, ret_reply, err);
+}
+
+CR_EXPORT enum corral_code corral_command_start(struct corral *c, const char *cmd, json_t *args,
+						struct corral_pending **ret_pending,
+						struct corral_error *err)
+{
+	struct cr_pending *p, tmpl = {.want_error_reply = true};
+
+	if (!cmd || (args && !json_is_object(args)))
+		return cr_err(err, CORRAL_E_INVALID, EINVAL,
+			      "command without a name or args not an object");
+	enum corral_code rc = cr_submit(c, NULL, command_req(cmd, args), -1, false, &tmpl, &p, err);
+	if (rc == CORRAL_OK)
+		*ret_pending = (struct corral_pending *)p;
+	return rc;
+}
+
+CR_EXPORT enum corral_code corral_command_wait(struct corral_pending *pending, json_t **ret_reply,
+					       struct corral_error *err)
+{
+	struct cr_pending *p = (struct cr_pending *)pending;
+	json_t *reply = NULL;
+	int fd = -1;
+	enum corral_code rc = cr_wait(p, 0, &reply, &fd, err);
+
+	if (fd >= 0)
+		close(fd);
+	if (reply)
+		*ret_reply = reply;
+	return rc;
+}
+
+CR_EXPORT void corral_set_line_hook(struct corral *c, corral_line_cb cb, void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	c->line_cb = cb;
+	c->line_arg = arg;
+	pthread_mutex_unlock(&c->mu);
 }
 
 CR_EXPORT enum corral_code corral_command_async(struct corral *c, struct event_base *base,

@@ -72,6 +72,10 @@ struct corral {
 	struct cr_fd fds[16];
 	size_t nfds;
 
+	/* corral_set_line_hook: every line that answers us, as received. */
+	corral_line_cb line_cb;
+	void *line_arg;
+
 	/* A stream's connection: its events, in order. */
 	json_t *events;
 	uint64_t stream_id;
