@@ -220,7 +220,7 @@ enum corral_code cr_open(const char *path, struct corral **ret, struct corral_er
 		path = ctl_default_socket(def, sizeof(def));
 	size_t n = strlen(path);
 	if (n == 0 || n >= sizeof(sa.sun_path))
-		return cr_err(err, CORRAL_E_INVALID, ENAMETOOLONG,
+		return cr_err(err, CORRAL_E_INVALID, n ? ENAMETOOLONG : ENOENT,
 			      "socket path \"%.200s\" is empty or too long", path);
 	memcpy(sa.sun_path, path, n);
 
