@@ -313,8 +313,28 @@ bad:
 				args_flag(argv, c), optarg);
 }
 
-/* Put {"worker": ID} when arg is all digits, else {"type": arg}, into req; 0 or ARGS_BAD. */
-int args_target(struct ctl *ctl, json_t *req, const char *arg)
+/* A new empty object of a command's arguments; exits when out of memory. */
+json_t *args_new(void)
+{
+	json_t *a = json_object();
+
+	if (!a)
+		ctl_oom();
+	return a;
+}
+
+/* Whether s is valid UTF-8 (what a JSON string may hold). */
+bool args_utf8(const char *s)
+{
+	json_t *v = json_string(s);
+	bool ok = v != NULL;
+
+	json_decref(v);
+	return ok;
+}
+
+/* Put {"worker": ID} when arg is all digits, else {"type": arg}, into args; 0 or ARGS_BAD. */
+int args_target(struct ctl *ctl, json_t *args, const char *arg)
 {
 	long long id = 0;
 
@@ -323,13 +343,13 @@ int args_target(struct ctl *ctl, json_t *req, const char *arg)
 
 		if (!type)
 			return args_usage_error(ctl, "invalid TYPE: not UTF-8");
-		if (json_object_set_new(req, "type", type))
+		if (json_object_set_new(args, "type", type))
 			ctl_oom();
 		return 0;
 	}
 	if (args_number(ctl, "worker id", arg, 1, CTL_INT_MAX, &id))
 		return ARGS_BAD;
-	if (json_object_set_new(req, "worker", json_integer(id)))
+	if (json_object_set_new(args, "worker", json_integer(id)))
 		ctl_oom();
 	return 0;
 }

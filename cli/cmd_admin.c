@@ -34,21 +34,21 @@ static void admin_print_names(json_t *reply, const char *key)
 /* reload: the added, removed and changed type names. */
 int cmd_reload(struct ctl *ctl, int argc, char **argv)
 {
-	struct ctl_reply rep;
+	json_t *rep;
 	int r;
 
 	r = args_simple(ctl, argc, argv, 0, 0);
 	if (r >= 0)
 		return r;
-	r = ctl_call(ctl, ctl_request_new(ctl, "reload", NULL), -1, &rep);
+	r = ctl_command(ctl, CTL_CMD_RELOAD, NULL, &rep);
 	if (r)
 		return r;
 	if (!ctl->json) {
-		admin_print_names(rep.obj, "added");
-		admin_print_names(rep.obj, "removed");
-		admin_print_names(rep.obj, "changed");
+		admin_print_names(rep, "added");
+		admin_print_names(rep, "removed");
+		admin_print_names(rep, "changed");
 	}
-	ctl_reply_free(&rep);
+	json_decref(rep);
 	return CTL_EXIT_OK;
 }
 
@@ -71,19 +71,18 @@ static int admin_daemon_pidfd(struct ctl *ctl)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	struct ctl_reply rep;
-	bool json = ctl->json;
+	json_t *rep;
 	int r, fd = -1;
 
-	ctl->json = false; /* this ping is ours, not the user's */
-	r = ctl_call(ctl, ctl_request_new(ctl, "ping", NULL), -1, &rep);
-	ctl->json = json;
+	ctl_print_replies(ctl, false); /* this ping is ours, not the user's */
+	r = ctl_command(ctl, CTL_CMD_PING, NULL, &rep);
+	ctl_print_replies(ctl, true);
 	if (r)
 		return -1;
-	if (getsockopt(conn_fileno(ctl->conn), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-	    cred.pid > 0 && cred.pid == fmt_int(rep.obj, "pid"))
+	if (getsockopt(corral_fd(ctl->conn), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	    cred.pid > 0 && cred.pid == fmt_int(rep, "pid"))
 		fd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
-	ctl_reply_free(&rep);
+	json_decref(rep);
 	return fd;
 }
 
@@ -94,13 +93,12 @@ static int admin_daemon_pidfd(struct ctl *ctl)
 static int admin_wait_exit(struct ctl *ctl, int pidfd, long long bound_ms)
 {
 	long long deadline = admin_mono_ms() + bound_ms;
-	int sock = conn_fileno(ctl->conn);
 
 	for (;;) {
-		struct pollfd pfd = {pidfd >= 0 ? pidfd : sock, POLLIN, 0};
+		/* The socket is libcorral's: watched for the hang-up only, never read. */
+		struct pollfd pfd = {pidfd >= 0 ? pidfd : corral_fd(ctl->conn),
+				     pidfd >= 0 ? POLLIN : POLLRDHUP, 0};
 		long long left = deadline - admin_mono_ms();
-		char buf[4096];
-		ssize_t got;
 		int n;
 
 		if (left <= 0)
@@ -110,13 +108,7 @@ static int admin_wait_exit(struct ctl *ctl, int pidfd, long long bound_ms)
 			ctl_warnx("poll: %s", strerror(errno));
 			return CTL_EXIT_ERROR;
 		}
-		if (n <= 0)
-			continue;
-		if (pidfd >= 0)
-			return CTL_EXIT_OK;
-		/* Late lines (none are expected) are dropped; EOF or a reset means gone. */
-		got = recv(sock, buf, sizeof(buf), MSG_DONTWAIT);
-		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+		if (n > 0)
 			return CTL_EXIT_OK;
 	}
 	ctl_warnx("corrald has not exited %lld ms after the shutdown request", bound_ms);
@@ -131,11 +123,11 @@ int cmd_shutdown(struct ctl *ctl, int argc, char **argv)
 	    {"wait", no_argument, NULL, 'w'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct ctl_reply rep;
+	json_t *rep;
 	long long timeout = -1;
 	bool wait = false;
 	int pidfd = -1;
-	json_t *req;
+	json_t *args;
 	int c, r;
 
 	while ((c = args_next(ctl, argc, argv, "t:w", opts)) != ARGS_END) {
@@ -160,12 +152,12 @@ int cmd_shutdown(struct ctl *ctl, int argc, char **argv)
 			return r;
 		pidfd = admin_daemon_pidfd(ctl);
 	}
-	req = ctl_request_new(ctl, "shutdown", NULL);
+	args = args_new();
 	if (timeout >= 0)
-		json_object_set_new(req, "timeout_ms", json_integer(timeout));
-	r = ctl_call(ctl, req, -1, &rep);
+		json_object_set_new(args, "timeout_ms", json_integer(timeout));
+	r = ctl_command(ctl, CTL_CMD_SHUTDOWN, args, &rep);
 	if (r == 0) {
-		ctl_reply_free(&rep);
+		json_decref(rep);
 		/* The drain takes at most the timeout; then the SIGKILLs and the exit. */
 		if (wait)
 			r = admin_wait_exit(ctl, pidfd, (timeout >= 0 ? timeout : 10000) + 5000);

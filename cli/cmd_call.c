@@ -1,11 +1,11 @@
 /*
  * cmd_call.c - call TYPE [DATA]: one call, its result bytes to stdout, raw.
  *
- * The payload travels three ways: DATA, or a small UTF-8 stdin, inline as
- * "payload"; a small stdin that is not UTF-8 (or holds NUL) as "payload_b64";
- * a stdin that is a regular file or larger than CALL_INLINE_MAX as a sealed
- * memfd ("payload_fd": true, the fd riding with the request line).  Stdin is
- * streamed into the memfd (splice/sendfile), never held in memory whole.
+ * DATA, or a small stdin, goes to libcorral as bytes (it picks the encoding);
+ * a stdin that is a regular file or larger than CORRAL_INLINE_MAX goes as a
+ * sealed memfd of ours.  Stdin is streamed into the memfd (splice/sendfile),
+ * never held in memory whole; a result that came as an fd is copied to stdout
+ * the same way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,12 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "b64.h"
 #include "ctl.h"
 #include "fmt.h"
 
-/* Largest stdin sent inline in the request line. */
-#define CALL_INLINE_MAX (64u * 1024u)
+/* Largest stdin handed over as bytes rather than as a memfd. */
+#define CALL_INLINE_MAX CORRAL_INLINE_MAX
 
 /* Bytes moved per copy syscall. */
 #define CALL_CHUNK (1u << 20)
@@ -131,25 +130,11 @@ static int call_stdin_memfd(const char *prefix, size_t len, char *buf, size_t bu
 	return 0;
 }
 
-/* Put data into req as "payload" when it is UTF-8 without NUL, else as "payload_b64". */
-static void call_inline(json_t *req, const char *data, size_t len)
-{
-	json_t *s = memchr(data, '\0', len) ? NULL : json_stringn(data, len);
-	char *b64;
-
-	if (s) {
-		json_object_set_new(req, "payload", s);
-		return;
-	}
-	b64 = b64_encode(data, len);
-	if (!b64)
-		ctl_oom();
-	json_object_set_new(req, "payload_b64", json_string(b64));
-	free(b64);
-}
-
-/* Put stdin into req, inline or as a memfd in *ret_fd; 0 or the exit status. */
-static int call_stdin(json_t *req, int *ret_fd)
+/*
+ * Read stdin: its bytes in *ret_buf (malloc'd) and *ret_len when small, else
+ * a sealed memfd holding them in *ret_fd; 0 or the exit status.
+ */
+static int call_stdin(char **ret_buf, size_t *ret_len, int *ret_fd)
 {
 	size_t buflen = CALL_INLINE_MAX + 1;
 	char *buf = malloc(buflen);
@@ -170,11 +155,11 @@ static int call_stdin(json_t *req, int *ret_fd)
 	} else if ((size_t)n > CALL_INLINE_MAX) {
 		r = call_stdin_memfd(buf, (size_t)n, buf, buflen, ret_fd);
 	} else {
-		call_inline(req, buf, (size_t)n);
+		*ret_buf = buf;
+		*ret_len = (size_t)n;
+		return 0;
 	}
 out:
-	if (r == 0 && *ret_fd >= 0)
-		json_object_set_new(req, "payload_fd", json_true());
 	free(buf);
 	return r;
 }
@@ -243,47 +228,22 @@ static int call_copy_result(int fd)
 	return r;
 }
 
-/* Write the ok reply's result to stdout; 0 or the exit status. */
-static int call_output(struct ctl_reply *rep)
+/* Write the result to stdout; 0 or the exit status. */
+static int call_output(struct corral_result *res)
 {
-	json_t *res = json_object_get(rep->obj, "result");
-	json_t *b64 = json_object_get(rep->obj, "result_b64");
-	unsigned char *data;
+	const void *data;
 	size_t len;
+	int fd = corral_result_take_fd(res), r;
 
-	if (json_is_string(res)) {
-		out_write(json_string_value(res), json_string_length(res));
-		return CTL_EXIT_OK;
-	}
-	if (json_is_string(b64)) {
-		if (b64_decode(json_string_value(b64), json_string_length(b64), &data, &len) < 0) {
-			ctl_warnx("invalid reply from corrald: bad result_b64");
-			return CTL_EXIT_ERROR;
-		}
-		out_write(data, len);
-		free(data);
-		return CTL_EXIT_OK;
-	}
-	if (json_is_true(json_object_get(rep->obj, "result_fd"))) {
-		if (rep->fd < 0) {
-			ctl_warnx("invalid reply from corrald: result_fd without a descriptor");
-			return CTL_EXIT_ERROR;
-		}
+	if (fd >= 0) {
 		out_flush();
-		return call_copy_result(rep->fd);
+		r = call_copy_result(fd);
+		close(fd);
+		return r;
 	}
+	data = corral_result_data(res, &len);
+	out_write(data, len);
 	return CTL_EXIT_OK;
-}
-
-/* Set req[key] to the string s from the command line; 0 or ARGS_BAD. */
-static int call_set_string(struct ctl *ctl, json_t *req, const char *key, const char *s)
-{
-	json_t *v = json_string(s);
-
-	if (!v)
-		return args_usage_error(ctl, "invalid %s: not UTF-8", key);
-	json_object_set_new(req, key, v);
-	return 0;
 }
 
 /* call TYPE [DATA] [-k KEY] [-t MS]: the result bytes to stdout. */
@@ -294,17 +254,19 @@ int cmd_call(struct ctl *ctl, int argc, char **argv)
 	    {"timeout", required_argument, NULL, 't'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *key = NULL, *data;
+	struct corral_call_opts co = {0};
+	struct corral_result *res;
+	struct corral_error err;
+	const char *type;
 	long long timeout = -1;
-	struct ctl_reply rep;
-	json_int_t id;
-	json_t *req;
+	char *buf = NULL;
+	size_t len = 0;
 	int c, r, fd = -1;
 
 	while ((c = args_next(ctl, argc, argv, "k:t:", opts)) != ARGS_END) {
 		switch (c) {
 		case 'k':
-			key = optarg;
+			co.key = optarg;
 			break;
 		case 't':
 			if (args_option_number(ctl, argv, c, CTL_CMD_CALL, "timeout_ms", &timeout))
@@ -316,36 +278,34 @@ int cmd_call(struct ctl *ctl, int argc, char **argv)
 	}
 	if (args_positional(ctl, argc, argv, 1, 2))
 		return CTL_EXIT_USAGE;
-	data = optind + 1 < argc ? argv[optind + 1] : NULL;
-	req = ctl_request_new(ctl, "call", &id);
-	if (call_set_string(ctl, req, "type", argv[optind]) ||
-	    (key && call_set_string(ctl, req, "key", key))) {
-		json_decref(req);
-		return CTL_EXIT_USAGE;
-	}
+	type = argv[optind];
+	if (!args_utf8(type))
+		return ctl_usage_error(ctl, "invalid type: not UTF-8");
+	if (co.key && !args_utf8(co.key))
+		return ctl_usage_error(ctl, "invalid key: not UTF-8");
 	if (timeout >= 0)
-		json_object_set_new(req, "timeout_ms", json_integer(timeout));
+		co.timeout_ms = (int)timeout;
 
 	r = ctl_connect(ctl);
-	if (r == 0) {
-		if (data)
-			call_inline(req, data, strlen(data));
-		else
-			r = call_stdin(req, &fd);
-	}
-	if (r) {
-		json_decref(req);
-		return r;
-	}
-	r = ctl_send(ctl, req, fd);
-	if (fd >= 0)
-		close(fd);
-	if (r == 0)
-		r = ctl_wait(ctl, id, &rep);
 	if (r)
 		return r;
-	if (!ctl->json)
-		r = call_output(&rep);
-	ctl_reply_free(&rep);
+	if (optind + 1 < argc) {
+		buf = argv[optind + 1];
+		len = strlen(buf);
+	} else {
+		r = call_stdin(&buf, &len, &fd);
+		if (r)
+			return r;
+		co.payload_fd = fd;
+	}
+	r = corral_call(ctl->conn, type, buf, len, &co, &res, &err);
+	if (fd >= 0)
+		close(fd);
+	if (optind + 1 >= argc)
+		free(buf);
+	if (r)
+		return ctl_fail(&err);
+	r = ctl->json ? CTL_EXIT_OK : call_output(res);
+	corral_result_free(res);
 	return r;
 }

@@ -13,7 +13,7 @@
 /* ping: "corrald VERSION pid PID up 3m12s". */
 int cmd_ping(struct ctl *ctl, int argc, char **argv)
 {
-	struct ctl_reply rep;
+	json_t *rep;
 	char up[FMT_BUF];
 	char *version, *pid;
 	int r;
@@ -21,18 +21,18 @@ int cmd_ping(struct ctl *ctl, int argc, char **argv)
 	r = args_simple(ctl, argc, argv, 0, 0);
 	if (r >= 0)
 		return r;
-	r = ctl_call(ctl, ctl_request_new(ctl, "ping", NULL), -1, &rep);
+	r = ctl_command(ctl, CTL_CMD_PING, NULL, &rep);
 	if (r)
 		return r;
 	if (!ctl->json) {
-		version = fmt_json(json_object_get(rep.obj, "version"));
-		pid = fmt_json(json_object_get(rep.obj, "pid"));
-		fmt_duration_ms(up, fmt_int(rep.obj, "uptime_ms"));
+		version = fmt_json(json_object_get(rep, "version"));
+		pid = fmt_json(json_object_get(rep, "pid"));
+		fmt_duration_ms(up, fmt_int(rep, "uptime_ms"));
 		printf("corrald %s pid %s up %s\n", version, pid, up);
 		free(version);
 		free(pid);
 	}
-	ctl_reply_free(&rep);
+	json_decref(rep);
 	return CTL_EXIT_OK;
 }
 
@@ -96,7 +96,7 @@ int cmd_types(struct ctl *ctl, int argc, char **argv)
 	static const char *const heads[] = {"NAME",    "MODE", "MIN",	 "MAX",
 					    "WORKERS", "BUSY", "QUEUED", "SANDBOX"};
 	struct fmt_table t;
-	struct ctl_reply rep;
+	json_t *rep;
 	size_t i;
 	json_t *ty;
 	int r;
@@ -104,11 +104,11 @@ int cmd_types(struct ctl *ctl, int argc, char **argv)
 	r = args_simple(ctl, argc, argv, 0, 0);
 	if (r >= 0)
 		return r;
-	r = ctl_call(ctl, ctl_request_new(ctl, "types", NULL), -1, &rep);
+	r = ctl_command(ctl, CTL_CMD_TYPES, NULL, &rep);
 	if (r || ctl->json)
 		goto out;
 	fmt_table_init(&t, 8, heads, "llrrrrrl");
-	json_array_foreach(json_object_get(rep.obj, "types"), i, ty)
+	json_array_foreach(json_object_get(rep, "types"), i, ty)
 	{
 		json_t *pool = json_object_get(ty, "pool");
 
@@ -125,7 +125,7 @@ int cmd_types(struct ctl *ctl, int argc, char **argv)
 	fmt_table_free(&t);
 out:
 	if (!r)
-		ctl_reply_free(&rep);
+		json_decref(rep);
 	return r;
 }
 
@@ -159,28 +159,28 @@ static void query_print_workers(json_t *workers)
 	fmt_table_free(&t);
 }
 
-/* Send list (for type, if not NULL) and wait: 0 with *ret_reply, else the exit status. */
-static int query_list(struct ctl *ctl, const char *type, struct ctl_reply *ret_reply)
+/* Run list (for type, if not NULL): 0 with *ret_reply, else the exit status. */
+static int query_list(struct ctl *ctl, const char *type, json_t **ret_reply)
 {
-	json_t *req = ctl_request_new(ctl, "list", NULL);
+	json_t *args = args_new();
 
 	if (type) {
 		json_t *t = json_string(type);
 
 		if (!t) {
-			json_decref(req);
+			json_decref(args);
 			args_usage_error(ctl, "invalid TYPE: not UTF-8");
 			return CTL_EXIT_USAGE;
 		}
-		json_object_set_new(req, "type", t);
+		json_object_set_new(args, "type", t);
 	}
-	return ctl_call(ctl, req, -1, ret_reply);
+	return ctl_command(ctl, CTL_CMD_LIST, args, ret_reply);
 }
 
 /* list [TYPE]: one row per worker. */
 int cmd_list(struct ctl *ctl, int argc, char **argv)
 {
-	struct ctl_reply rep;
+	json_t *rep;
 	int r;
 
 	r = args_simple(ctl, argc, argv, 0, 1);
@@ -190,8 +190,8 @@ int cmd_list(struct ctl *ctl, int argc, char **argv)
 	if (r)
 		return r;
 	if (!ctl->json)
-		query_print_workers(json_object_get(rep.obj, "workers"));
-	ctl_reply_free(&rep);
+		query_print_workers(json_object_get(rep, "workers"));
+	json_decref(rep);
 	return CTL_EXIT_OK;
 }
 
@@ -258,8 +258,8 @@ int cmd_describe(struct ctl *ctl, int argc, char **argv)
 {
 	static const char *const fheads[] = {"TIME", "WORKER", "REASON"};
 	struct fmt_table t;
-	struct ctl_reply rep;
-	json_t *req, *type, *v, *workers, *failures;
+	json_t *rep;
+	json_t *args, *type, *v, *workers, *failures;
 	char buf[64];
 	size_t i;
 	int r;
@@ -270,33 +270,33 @@ int cmd_describe(struct ctl *ctl, int argc, char **argv)
 	type = json_string(argv[optind]);
 	if (!type)
 		return ctl_usage_error(ctl, "invalid TYPE: not UTF-8");
-	req = ctl_request_new(ctl, "describe", NULL);
-	json_object_set_new(req, "type", type);
-	r = ctl_call(ctl, req, -1, &rep);
+	args = args_new();
+	json_object_set_new(args, "type", type);
+	r = ctl_command(ctl, CTL_CMD_DESCRIBE, args, &rep);
 	if (r)
 		return r;
 	if (ctl->json)
 		goto out;
-	workers = json_object_get(rep.obj, "workers");
-	failures = json_object_get(rep.obj, "last_failures");
+	workers = json_object_get(rep, "workers");
+	failures = json_object_get(rep, "last_failures");
 
 	fmt_table_init(&t, 2, NULL, "ll");
 	fmt_table_addf(&t, "type");
 	fmt_table_add(&t, fmt_safe(argv[optind], strlen(argv[optind]), false));
-	query_config_rows(&t, json_object_get(rep.obj, "type"), "");
-	v = json_object_get(rep.obj, "sandbox");
+	query_config_rows(&t, json_object_get(rep, "type"), "");
+	v = json_object_get(rep, "sandbox");
 	fmt_table_addf(&t, "sandbox active");
 	fmt_table_add(&t, query_join(json_object_get(v, "active"), " "));
 	fmt_table_addf(&t, "sandbox missing");
 	fmt_table_add(&t, query_join(json_object_get(v, "missing"), " "));
 	fmt_table_addf(&t, "backoff");
-	fmt_table_add(&t, query_backoff(json_object_get(rep.obj, "backoff")));
+	fmt_table_add(&t, query_backoff(json_object_get(rep, "backoff")));
 	fmt_table_addf(&t, "workers");
 	query_count(buf, sizeof(buf), (long long)json_array_size(workers), "worker", "workers");
-	if (fmt_int(rep.obj, "spares") >= 0) {
+	if (fmt_int(rep, "spares") >= 0) {
 		char spares[32];
 
-		query_count(spares, sizeof(spares), fmt_int(rep.obj, "spares"), "spare", "spares");
+		query_count(spares, sizeof(spares), fmt_int(rep, "spares"), "spare", "spares");
 		fmt_table_addf(&t, "%s, %s", buf, spares);
 	} else {
 		fmt_table_addf(&t, "%s", buf);
@@ -326,7 +326,7 @@ int cmd_describe(struct ctl *ctl, int argc, char **argv)
 	fmt_table_print(&t);
 	fmt_table_free(&t);
 out:
-	ctl_reply_free(&rep);
+	json_decref(rep);
 	return CTL_EXIT_OK;
 }
 
@@ -371,34 +371,34 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	};
 	char p50[FMT_BUF], p99[FMT_BUF], p999[FMT_BUF];
 	struct fmt_table t;
-	struct ctl_reply rep;
+	json_t *rep;
 	const char *key;
-	json_t *req, *v;
+	json_t *args, *v;
 	int r;
 
 	r = args_simple(ctl, argc, argv, 0, 1);
 	if (r >= 0)
 		return r;
-	req = ctl_request_new(ctl, "stats", NULL);
+	args = args_new();
 	if (optind < argc) {
 		json_t *type = json_string(argv[optind]);
 
 		if (!type) {
-			json_decref(req);
+			json_decref(args);
 			return ctl_usage_error(ctl, "invalid TYPE: not UTF-8");
 		}
-		json_object_set_new(req, "type", type);
+		json_object_set_new(args, "type", type);
 	}
-	r = ctl_call(ctl, req, -1, &rep);
+	r = ctl_command(ctl, CTL_CMD_STATS, args, &rep);
 	if (r)
 		return r;
 	if (ctl->json)
 		goto out;
 	fmt_table_init(&t, 2, NULL, "ll");
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		query_stat_row(&t, rep.obj, rows[i].label, rows[i].key);
+		query_stat_row(&t, rep, rows[i].label, rows[i].key);
 	/* Failed calls by cause, under "calls failed"; causes that never happened left out. */
-	json_object_foreach(json_object_get(rep.obj, "failures"), key, v)
+	json_object_foreach(json_object_get(rep, "failures"), key, v)
 	{
 		if (json_is_integer(v) && json_integer_value(v) == 0)
 			continue;
@@ -408,15 +408,15 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 		fmt_table_add_json(&t, v);
 		free(name);
 	}
-	if (json_object_get(rep.obj, "call_p50_us")) {
-		fmt_duration_us(p50, fmt_int(rep.obj, "call_p50_us"));
-		fmt_duration_us(p99, fmt_int(rep.obj, "call_p99_us"));
-		fmt_duration_us(p999, fmt_int(rep.obj, "call_p999_us"));
+	if (json_object_get(rep, "call_p50_us")) {
+		fmt_duration_us(p50, fmt_int(rep, "call_p50_us"));
+		fmt_duration_us(p99, fmt_int(rep, "call_p99_us"));
+		fmt_duration_us(p999, fmt_int(rep, "call_p999_us"));
 		fmt_table_addf(&t, "call latency");
 		fmt_table_addf(&t, "p50 %s  p99 %s  p99.9 %s", p50, p99, p999);
 	}
 	/* Counters this corralctl does not know yet, as they come. */
-	json_object_foreach(rep.obj, key, v)
+	json_object_foreach(rep, key, v)
 	{
 		if (query_stat_known(key))
 			continue;
@@ -426,6 +426,6 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	fmt_table_print(&t);
 	fmt_table_free(&t);
 out:
-	ctl_reply_free(&rep);
+	json_decref(rep);
 	return CTL_EXIT_OK;
 }

@@ -29,6 +29,27 @@ static void stream_print_log(json_t *l)
 	free(safe);
 }
 
+static void stream_print_state(json_t *ev);
+
+/* Print stream events (with --json, libcorral printed them) until the stream fails. */
+static int stream_follow(struct ctl *ctl, struct corral_stream *stream)
+{
+	struct corral_event ev;
+	int r;
+
+	out_flush();
+	while ((r = ctl_stream_next(stream, &ev)) == 0) {
+		if (!ctl->json && ev.kind == CORRAL_EVENT_LOG)
+			stream_print_log(ev.json);
+		else if (!ctl->json)
+			stream_print_state(ev.json);
+		corral_event_clear(&ev);
+		out_flush();
+	}
+	corral_stream_close(stream);
+	return r;
+}
+
 /*
  * logs [ID|TYPE] [-f] [-n N] [--since DUR]: captured output lines (every
  * worker's without a target), then new ones with -f.
@@ -41,11 +62,12 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv)
 	    {"since", required_argument, NULL, 'S'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct ctl_reply rep;
+	struct corral_logs_opts lo = {.lines = -1};
+	struct corral_stream *stream;
+	struct corral_error err;
 	long long lines = -1, since = -1;
 	bool follow = false;
-	json_int_t id;
-	json_t *req, *l;
+	json_t *args, *rep, *l;
 	size_t i;
 	int c, r;
 
@@ -68,37 +90,45 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv)
 	}
 	if (args_positional(ctl, argc, argv, 0, 1))
 		return CTL_EXIT_USAGE;
-	req = ctl_request_new(ctl, "logs", &id);
-	if (optind < argc && args_target(ctl, req, argv[optind])) {
-		json_decref(req);
+	args = args_new();
+	if (optind < argc && args_target(ctl, args, argv[optind])) {
+		json_decref(args);
 		return CTL_EXIT_USAGE;
 	}
 	if (since >= 0) {
 		long long now = fmt_now_ms();
 
-		json_object_set_new(req, "since_ms", json_integer(since < now ? now - since : 0));
+		json_object_set_new(args, "since_ms", json_integer(since < now ? now - since : 0));
 	}
 	if (lines >= 0)
-		json_object_set_new(req, "lines", json_integer(lines));
-	if (follow)
-		json_object_set_new(req, "follow", json_true());
-	r = ctl_call(ctl, req, -1, &rep);
-	if (r)
-		return r;
-	if (!ctl->json)
-		json_array_foreach(json_object_get(rep.obj, "lines"), i, l) stream_print_log(l);
-	ctl_reply_free(&rep);
-	out_flush();
-	while (follow) {
-		r = ctl_next_event(ctl, id, &l);
+		json_object_set_new(args, "lines", json_integer(lines));
+	if (!follow) {
+		r = ctl_command(ctl, CTL_CMD_LOGS, args, &rep);
 		if (r)
 			return r;
 		if (!ctl->json)
-			stream_print_log(l);
-		json_decref(l);
-		out_flush();
+			json_array_foreach(json_object_get(rep, "lines"), i, l) stream_print_log(l);
+		json_decref(rep);
+		return CTL_EXIT_OK;
 	}
-	return CTL_EXIT_OK;
+
+	/* Follow on our one connection: the backlog lines come first, as events. */
+	if (fmt_int(args, "worker") > 0)
+		lo.worker = (uint64_t)fmt_int(args, "worker");
+	lo.type = json_string_value(json_object_get(args, "type"));
+	lo.lines = (int)lines;
+	lo.since_ms = fmt_int(args, "since_ms");
+	r = ctl_connect(ctl);
+	if (r) {
+		json_decref(args);
+		return r;
+	}
+	r = corral_logs_follow_take(ctl->conn, &lo, &stream, &err);
+	ctl->conn = NULL; /* the stream's now, even on failure */
+	json_decref(args);
+	if (r)
+		return ctl_fail(&err);
+	return stream_follow(ctl, stream);
 }
 
 /*
@@ -140,26 +170,19 @@ static void stream_print_state(json_t *ev)
 /* watch: one line per worker state change until interrupted. */
 int cmd_watch(struct ctl *ctl, int argc, char **argv)
 {
-	struct ctl_reply rep;
-	json_int_t id;
-	json_t *ev;
+	struct corral_stream *stream;
+	struct corral_error err;
 	int r;
 
 	r = args_simple(ctl, argc, argv, 0, 0);
 	if (r >= 0)
 		return r;
-	r = ctl_call(ctl, ctl_request_new(ctl, "watch", &id), -1, &rep);
+	r = ctl_connect(ctl);
 	if (r)
 		return r;
-	ctl_reply_free(&rep);
-	out_flush();
-	for (;;) {
-		r = ctl_next_event(ctl, id, &ev);
-		if (r)
-			return r;
-		if (!ctl->json)
-			stream_print_state(ev);
-		json_decref(ev);
-		out_flush();
-	}
+	r = corral_watch_take(ctl->conn, &stream, &err);
+	ctl->conn = NULL; /* the stream's now, even on failure */
+	if (r)
+		return ctl_fail(&err);
+	return stream_follow(ctl, stream);
 }

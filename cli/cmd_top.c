@@ -95,28 +95,24 @@ static void top_frame_free(struct top_frame *f)
 /* Fetch a new frame (types, list and stats, pipelined); 0 or the exit status. */
 static int top_fetch(struct ctl *ctl, struct top *t)
 {
-	static const char *const cmds[] = {"types", "list", "stats"};
+	static const enum ctl_cmd_id cmds[] = {CTL_CMD_TYPES, CTL_CMD_LIST, CTL_CMD_STATS};
 	struct top_frame next = {0};
 	json_t **slots[] = {&next.types, &next.list, &next.stats};
-	json_int_t ids[3];
+	struct corral_pending *pending[3];
 	int r;
 
 	for (size_t i = 0; i < 3; i++) {
-		r = ctl_send(ctl, ctl_request_new(ctl, cmds[i], &ids[i]), -1);
+		r = ctl_command_start(ctl, cmds[i], NULL, &pending[i]);
 		if (r)
 			return r;
 	}
+	/* After a failure, the commands not waited for go with the connection. */
 	for (size_t i = 0; i < 3; i++) {
-		struct ctl_reply rep;
-
-		r = ctl_wait(ctl, ids[i], &rep);
+		r = ctl_command_wait(pending[i], slots[i]);
 		if (r) {
 			top_frame_free(&next);
 			return r;
 		}
-		*slots[i] = rep.obj;
-		rep.obj = NULL;
-		ctl_reply_free(&rep);
 	}
 	next.mono_ms = top_mono_ms();
 	top_frame_free(&t->prev);

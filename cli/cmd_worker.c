@@ -21,18 +21,18 @@ static void worker_print_ids(json_t *reply, const char *key)
 	}
 }
 
-/* Send req and print the ids of the ok reply's key; the exit status. */
-static int worker_request(struct ctl *ctl, json_t *req, const char *key)
+/* Run cmd with args (consumed) and print the ids of the ok reply's key; the exit status. */
+static int worker_request(struct ctl *ctl, enum ctl_cmd_id cmd, json_t *args, const char *key)
 {
-	struct ctl_reply rep;
+	json_t *rep;
 	int r;
 
-	r = ctl_call(ctl, req, -1, &rep);
+	r = ctl_command(ctl, cmd, args, &rep);
 	if (r)
 		return r;
 	if (!ctl->json && key)
-		worker_print_ids(rep.obj, key);
-	ctl_reply_free(&rep);
+		worker_print_ids(rep, key);
+	json_decref(rep);
 	return CTL_EXIT_OK;
 }
 
@@ -44,7 +44,7 @@ int cmd_spawn(struct ctl *ctl, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	long long count = 0;
-	json_t *req, *type;
+	json_t *args, *type;
 	int c;
 
 	while ((c = args_next(ctl, argc, argv, "n:", opts)) != ARGS_END) {
@@ -64,11 +64,11 @@ int cmd_spawn(struct ctl *ctl, int argc, char **argv)
 		args_usage_error(ctl, "invalid TYPE: not UTF-8");
 		return CTL_EXIT_USAGE;
 	}
-	req = ctl_request_new(ctl, "spawn", NULL);
-	json_object_set_new(req, "type", type);
+	args = args_new();
+	json_object_set_new(args, "type", type);
 	if (count)
-		json_object_set_new(req, "count", json_integer(count));
-	return worker_request(ctl, req, "workers");
+		json_object_set_new(args, "count", json_integer(count));
+	return worker_request(ctl, CTL_CMD_SPAWN, args, "workers");
 }
 
 /* stop ID|TYPE [-t MS]: the stopped ids, one per line. */
@@ -79,7 +79,7 @@ int cmd_stop(struct ctl *ctl, int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	long long timeout = -1;
-	json_t *req;
+	json_t *args;
 	int c;
 
 	while ((c = args_next(ctl, argc, argv, "t:", opts)) != ARGS_END) {
@@ -94,14 +94,14 @@ int cmd_stop(struct ctl *ctl, int argc, char **argv)
 	}
 	if (args_positional(ctl, argc, argv, 1, 1))
 		return CTL_EXIT_USAGE;
-	req = ctl_request_new(ctl, "stop", NULL);
-	if (args_target(ctl, req, argv[optind])) {
-		json_decref(req);
+	args = args_new();
+	if (args_target(ctl, args, argv[optind])) {
+		json_decref(args);
 		return CTL_EXIT_USAGE;
 	}
 	if (timeout >= 0)
-		json_object_set_new(req, "timeout_ms", json_integer(timeout));
-	return worker_request(ctl, req, "stopped");
+		json_object_set_new(args, "timeout_ms", json_integer(timeout));
+	return worker_request(ctl, CTL_CMD_STOP, args, "stopped");
 }
 
 /* kill ID [-s SIG]: nothing on success. */
@@ -113,7 +113,7 @@ int cmd_kill(struct ctl *ctl, int argc, char **argv)
 	};
 	const char *sig = "KILL";
 	long long id;
-	json_t *req;
+	json_t *args;
 	int c;
 
 	while ((c = args_next(ctl, argc, argv, "s:", opts)) != ARGS_END) {
@@ -133,25 +133,25 @@ int cmd_kill(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	if (args_number(ctl, "worker id", argv[optind], 1, CTL_INT_MAX, &id))
 		return CTL_EXIT_USAGE;
-	req = ctl_request_new(ctl, "kill", NULL);
-	json_object_set_new(req, "worker", json_integer(id));
-	json_object_set_new(req, "signal", json_string(sig));
-	return worker_request(ctl, req, NULL);
+	args = args_new();
+	json_object_set_new(args, "worker", json_integer(id));
+	json_object_set_new(args, "signal", json_string(sig));
+	return worker_request(ctl, CTL_CMD_KILL, args, NULL);
 }
 
 /* restart ID|TYPE: the replaced ids, one per line. */
 int cmd_restart(struct ctl *ctl, int argc, char **argv)
 {
-	json_t *req;
+	json_t *args;
 	int r;
 
 	r = args_simple(ctl, argc, argv, 1, 1);
 	if (r >= 0)
 		return r;
-	req = ctl_request_new(ctl, "restart", NULL);
-	if (args_target(ctl, req, argv[optind])) {
-		json_decref(req);
+	args = args_new();
+	if (args_target(ctl, args, argv[optind])) {
+		json_decref(args);
 		return CTL_EXIT_USAGE;
 	}
-	return worker_request(ctl, req, "restarted");
+	return worker_request(ctl, CTL_CMD_RESTART, args, "restarted");
 }

@@ -1,6 +1,6 @@
 /*
  * ctl.h - corralctl's shared state: the command table entry, the run context,
- * requests and replies over the control protocol, argument parsing and output.
+ * commands and replies through libcorral, argument parsing and output.
  */
 #ifndef CORRALCTL_CTL_H
 #define CORRALCTL_CTL_H
@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "control.h"
+#include <corral/client.h>
 
-#include "conn.h"
+#include "control.h"
 
 /* Exit statuses (DESIGN.md, "The CLI"). */
 #define CTL_EXIT_OK	 0
@@ -37,30 +37,24 @@ struct ctl {
 	const char *socket_path;
 	bool json;
 	const struct cli_cmd *cmd;
-	struct conn *conn;
-	json_int_t next_id;
-};
-
-/* An ok reply: the parsed object and the fd that rode with it (-1 if none). */
-struct ctl_reply {
-	json_t *obj;
-	int fd;
+	struct corral *conn;
 };
 
 /* main.c */
 void ctl_usage(FILE *f, const struct cli_cmd *cmd);
 int ctl_usage_error(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* request.c */
+/* session.c */
 void ctl_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ctl_oom(void) __attribute__((noreturn));
 int ctl_connect(struct ctl *ctl);
-json_t *ctl_request_new(struct ctl *ctl, const char *cmd, json_int_t *ret_id);
-int ctl_send(struct ctl *ctl, json_t *req, int fd);
-int ctl_wait(struct ctl *ctl, json_int_t id, struct ctl_reply *ret_reply);
-int ctl_call(struct ctl *ctl, json_t *req, int fd, struct ctl_reply *ret_reply);
-int ctl_next_event(struct ctl *ctl, json_int_t id, json_t **ret_event);
-void ctl_reply_free(struct ctl_reply *reply);
+void ctl_print_replies(struct ctl *ctl, bool on);
+int ctl_fail(const struct corral_error *err);
+int ctl_command(struct ctl *ctl, enum ctl_cmd_id cmd, json_t *args, json_t **ret_reply);
+int ctl_command_start(struct ctl *ctl, enum ctl_cmd_id cmd, json_t *args,
+		      struct corral_pending **ret_pending);
+int ctl_command_wait(struct corral_pending *pending, json_t **ret_reply);
+int ctl_stream_next(struct corral_stream *s, struct corral_event *ret_event);
 void ctl_disconnect(struct ctl *ctl);
 void out_flush(void);
 void out_write(const void *buf, size_t len);
@@ -85,6 +79,8 @@ const char *args_flag(char **argv, int c);
 int args_duration(struct ctl *ctl, char **argv, int c, long long *ret_ms);
 const char *args_signal(const char *s);
 int args_target(struct ctl *ctl, json_t *req, const char *arg);
+json_t *args_new(void);
+bool args_utf8(const char *s);
 
 /* The commands. */
 int cmd_ping(struct ctl *ctl, int argc, char **argv);

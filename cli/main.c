@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {NULL, 0, NULL, 0},
 	};
-	struct ctl ctl = {.next_id = 1};
+	struct ctl ctl = {0};
 	const void *seed_src;
 	uint32_t seed;
 	int c, r;

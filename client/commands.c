@@ -169,21 +169,40 @@ struct corral_stream {
 	struct corral *c;
 };
 
-/* Open a connection to conn's socket and start stream command id with args (consumed). */
-static enum corral_code stream_open(struct corral *conn, enum ctl_cmd_id id, json_t *args,
-				    struct corral_stream **ret, struct corral_error *err)
+/*
+ * Start stream command id with args (consumed) on a new connection to conn's
+ * socket (it inherits conn's line hook), or with take on conn itself (closed
+ * on failure).
+ */
+static enum corral_code stream_open(struct corral *conn, bool take, enum ctl_cmd_id id,
+				    json_t *args, struct corral_stream **ret,
+				    struct corral_error *err)
 {
 	struct corral_stream *s;
 	struct corral *c;
 	json_t *reply;
 	enum corral_code rc;
 
-	if (!args)
-		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
-	rc = cr_open(conn->path, &c, err);
-	if (rc != CORRAL_OK) {
-		json_decref(args);
-		return rc;
+	if (take) {
+		c = conn;
+		if (!args || c->evbase || c->head) {
+			enum corral_code code = args ? CORRAL_E_INVALID : CORRAL_E_NOMEM;
+			json_decref(args);
+			corral_close(c);
+			return cr_err(err, code, args ? EINVAL : ENOMEM,
+				      args ? "connection is asynchronous or has requests in flight"
+					   : "out of memory");
+		}
+	} else {
+		if (!args)
+			return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		rc = cr_open(conn->path, &c, err);
+		if (rc != CORRAL_OK) {
+			json_decref(args);
+			return rc;
+		}
+		c->line_cb = conn->line_cb;
+		c->line_arg = conn->line_arg;
 	}
 	s = calloc(1, sizeof(*s));
 	c->events = json_array();
@@ -214,27 +233,62 @@ static enum corral_code stream_open(struct corral *conn, enum ctl_cmd_id id, jso
 CR_EXPORT enum corral_code corral_watch(struct corral *conn, struct corral_stream **ret,
 					struct corral_error *err)
 {
-	return stream_open(conn, CTL_CMD_WATCH, json_object(), ret, err);
+	return stream_open(conn, false, CTL_CMD_WATCH, json_object(), ret, err);
 }
 
-CR_EXPORT enum corral_code corral_logs_follow(struct corral *conn, const struct corral_logs_opts *o,
-					      struct corral_stream **ret, struct corral_error *err)
+CR_EXPORT enum corral_code corral_watch_take(struct corral *conn, struct corral_stream **ret,
+					     struct corral_error *err)
+{
+	return stream_open(conn, true, CTL_CMD_WATCH, json_object(), ret, err);
+}
+
+/* The logs follow request's arguments from o, or NULL (err filled). */
+static json_t *logs_args(const struct corral_logs_opts *o, struct corral_error *err)
 {
 	json_t *a = json_pack("{s:b}", "follow", 1);
 
-	if (a && o) {
+	if (!a) {
+		cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (o) {
 		if (o->worker)
 			json_object_set_new(a, "worker", json_integer((json_int_t)o->worker));
 		if (o->type && json_object_set_new(a, "type", json_string(o->type)) < 0) {
 			json_decref(a);
-			return cr_err(err, CORRAL_E_INVALID, EINVAL, "type is not valid UTF-8");
+			cr_err(err, CORRAL_E_INVALID, EINVAL, "type is not valid UTF-8");
+			return NULL;
 		}
 		if (o->lines >= 0)
 			json_object_set_new(a, "lines", json_integer(o->lines));
 		if (o->since_ms > 0)
 			json_object_set_new(a, "since_ms", json_integer(o->since_ms));
 	}
-	return stream_open(conn, CTL_CMD_LOGS, a, ret, err);
+	return a;
+}
+
+CR_EXPORT enum corral_code corral_logs_follow(struct corral *conn, const struct corral_logs_opts *o,
+					      struct corral_stream **ret, struct corral_error *err)
+{
+	json_t *a = logs_args(o, err);
+
+	if (!a)
+		return err ? err->code : CORRAL_E_INVALID;
+	return stream_open(conn, false, CTL_CMD_LOGS, a, ret, err);
+}
+
+CR_EXPORT enum corral_code corral_logs_follow_take(struct corral *conn,
+						   const struct corral_logs_opts *o,
+						   struct corral_stream **ret,
+						   struct corral_error *err)
+{
+	json_t *a = logs_args(o, err);
+
+	if (!a) {
+		corral_close(conn);
+		return err ? err->code : CORRAL_E_INVALID;
+	}
+	return stream_open(conn, true, CTL_CMD_LOGS, a, ret, err);
 }
 
 /* Monotonic milliseconds. */

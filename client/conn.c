@@ -34,8 +34,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include "b64.h"
 #include "conn.h"
 #include "control.h"
@@ -77,6 +75,9 @@ int cr_fill(struct corral *c, int timeout_ms)
 	} cbuf;
 	int flags = MSG_CMSG_CLOEXEC;
 
+	/* cr_take_line found no newline in what is there: past the longest line, none is due. */
+	if (c->scan == c->end && c->end - c->start > CTL_LINE_MAX)
+		return -EMSGSIZE;
 	if (c->start == c->end) {
 		c->base += c->end;
 		c->start = c->end = c->scan = 0;
@@ -186,12 +187,8 @@ bool cr_take_line(struct corral *c, const char **ret_line, size_t *ret_len, int 
 /* Free everything of c but the pending entries. */
 static void conn_free(struct corral *c)
 {
-	if (c->rev)
-		event_free(c->rev);
-	if (c->wev)
-		event_free(c->wev);
-	if (c->tev)
-		event_free(c->tev);
+	if (c->async)
+		c->async->release(c);
 	while (c->outq) {
 		struct cr_out *o = c->outq;
 		c->outq = o->next;
@@ -223,7 +220,7 @@ enum corral_code cr_open(const char *path, struct corral **ret, struct corral_er
 		path = ctl_default_socket(def, sizeof(def));
 	size_t n = strlen(path);
 	if (n == 0 || n >= sizeof(sa.sun_path))
-		return cr_err(err, CORRAL_E_INVALID, ENAMETOOLONG,
+		return cr_err(err, CORRAL_E_INVALID, n ? ENAMETOOLONG : ENOENT,
 			      "socket path \"%.200s\" is empty or too long", path);
 	memcpy(sa.sun_path, path, n);
 
@@ -333,6 +330,11 @@ CR_EXPORT const char *corral_socket_path(const struct corral *c)
 	return c->path;
 }
 
+CR_EXPORT int corral_fd(const struct corral *c)
+{
+	return c->fd;
+}
+
 CR_EXPORT const char *corral_daemon_version(const struct corral *c)
 {
 	return c->version;
@@ -433,8 +435,8 @@ static void mark_dead(struct corral *c, enum corral_code code, int e, const char
 		}
 	}
 	/* Async: the loop reports them (the read event runs the callbacks). */
-	if (c->rev)
-		event_active(c->rev, EV_READ, 0);
+	if (c->async)
+		c->async->wake(c);
 }
 
 /* The pending entry with id (under mu), or NULL. */
@@ -471,8 +473,15 @@ static void deliver_bad(struct corral *c, const struct cr_reply *r, const char *
 	}
 }
 
+/* Hand a line that answers us to the line hook, if one is set (under mu). */
+static void line_hook(struct corral *c, const char *raw, size_t len)
+{
+	if (c->line_cb && raw)
+		c->line_cb(raw, len, c->line_arg);
+}
+
 /* A call's ok reply from the fast path (consumed, with its fd) reaches its entry (under mu). */
-static void deliver_flat(struct corral *c, struct cr_flat *f, int fd)
+static void deliver_flat(struct corral *c, struct cr_flat *f, int fd, const char *raw, size_t rlen)
 {
 	struct cr_pending *p = find_pending(c, f->id);
 
@@ -483,6 +492,7 @@ static void deliver_flat(struct corral *c, struct cr_flat *f, int fd)
 		pending_free(p);
 		goto drop;
 	}
+	line_hook(c, raw, rlen);
 	p->done = true;
 	wake(p);
 	if (!p->is_call) {
@@ -500,8 +510,12 @@ drop:
 	cr_flat_clear(f);
 }
 
-/* A parsed reply line (consumed, with its fd) reaches its pending entry (under mu). */
-static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *bad)
+/*
+ * A parsed reply line (consumed, with its fd) reaches its pending entry (under
+ * mu); raw is its text for the line hook (NULL when no hook is set).
+ */
+static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *bad, const char *raw,
+		    size_t rlen)
 {
 	if (bad) {
 		deliver_bad(c, r, bad);
@@ -510,6 +524,8 @@ static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *ba
 	if (r->id_null) {
 		/* A connection-level error (permission_denied, too_large): the daemon closes next.
 		 */
+		if (!r->ok)
+			line_hook(c, raw, rlen);
 		if (!r->ok && c->null_err.code == CORRAL_OK) {
 			c->null_err.code = r->code;
 			snprintf(c->null_err.message, sizeof(c->null_err.message), "%s",
@@ -519,8 +535,10 @@ static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *ba
 	}
 	if (r->is_event) {
 		/* Ours only on a stream's connection: queue it for corral_stream_next(). */
-		if (c->events && r->id_valid && r->id == c->stream_id)
+		if (c->events && r->id_valid && r->id == c->stream_id) {
+			line_hook(c, raw, rlen);
 			json_array_append(c->events, json_object_get(r->root, "event"));
+		}
 		goto drop;
 	}
 	if (!r->id_valid)
@@ -534,6 +552,7 @@ static void deliver(struct corral *c, struct cr_reply *r, int fd, const char *ba
 		pending_free(p);
 		goto drop;
 	}
+	line_hook(c, raw, rlen);
 	p->done = true;
 	wake(p);
 	if (r->ok) {
@@ -563,6 +582,8 @@ struct parsed {
 	char *bad; /* why the line is not a reply (malloc'd), or NULL */
 	bool is_flat;
 	struct cr_flat flat; /* is_flat: a call's ok reply, parsed by the fast path */
+	char *raw;	     /* the line's text, kept for the line hook only (malloc'd) */
+	size_t rlen;
 };
 
 /*
@@ -581,9 +602,12 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 		struct cr_flat flat;
 		struct corral_error e;
 		char *bad = NULL;
+		char *raw = NULL;
 		bool is_flat = cr_parse_flat(line, len, &flat) == 0;
 		if (!is_flat && cr_parse_reply(line, len, &r, &e) != CORRAL_OK)
 			bad = strdup(e.message);
+		if (c->line_cb && (raw = malloc(len + 1)) != NULL)
+			memcpy(raw, line, len), raw[len] = '\0';
 		if (n == *cap) {
 			size_t ncap = *cap ? *cap * 2 : 16;
 			struct parsed *np = realloc(*out, ncap * sizeof(*np));
@@ -592,6 +616,7 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 				if (is_flat)
 					cr_flat_clear(&flat);
 				free(bad);
+				free(raw);
 				if (fd >= 0)
 					close(fd);
 				continue;
@@ -599,7 +624,7 @@ static size_t parse_lines(struct corral *c, struct parsed **out, size_t *cap)
 			*out = np;
 			*cap = ncap;
 		}
-		(*out)[n++] = (struct parsed){r, fd, bad, is_flat, flat};
+		(*out)[n++] = (struct parsed){r, fd, bad, is_flat, flat, raw, len};
 	}
 	return n;
 }
@@ -618,18 +643,19 @@ static void read_and_deliver(struct corral *c, int timeout_ms)
 	pthread_mutex_lock(&c->mu);
 	for (size_t i = 0; i < np; i++) {
 		if (out[i].is_flat)
-			deliver_flat(c, &out[i].flat, out[i].fd);
+			deliver_flat(c, &out[i].flat, out[i].fd, out[i].raw, out[i].rlen);
 		else
-			deliver(c, &out[i].r, out[i].fd, out[i].bad);
+			deliver(c, &out[i].r, out[i].fd, out[i].bad, out[i].raw, out[i].rlen);
 		free(out[i].bad);
+		free(out[i].raw);
 	}
 	free(out);
 	if (n == 0)
 		mark_dead(c, CORRAL_E_DISCONNECTED, 0, "corrald closed the connection (%s)",
 			  c->path);
 	else if (n == -EMSGSIZE)
-		mark_dead(c, CORRAL_E_PROTOCOL, 0, "a reply line from corrald exceeds %u bytes",
-			  CTL_LINE_MAX);
+		mark_dead(c, CORRAL_E_PROTOCOL, 0,
+			  "a reply line from corrald is longer than %u bytes", CTL_LINE_MAX);
 	else if (n < 0 && n != -ETIMEDOUT)
 		mark_dead(c, n == -ECONNRESET ? CORRAL_E_DISCONNECTED : CORRAL_E_SYSTEM, -n,
 			  "read from corrald: %s", strerror(-n));
@@ -835,8 +861,11 @@ static enum corral_code send_line(struct corral *c, const char *line, size_t len
 	return rc;
 }
 
-/* Try to write the async queue; arm the write event for what is left. */
-static void flush_outq(struct corral *c)
+/*
+ * Write the async queue as far as the socket takes it: CR_OUT_DONE, or what
+ * the loop must wait for before trying again (async.c arms that).
+ */
+enum cr_out_wait cr_write_outq(struct corral *c)
 {
 	union {
 		struct cmsghdr h;
@@ -847,9 +876,7 @@ static void flush_outq(struct corral *c)
 		struct cr_out *o = c->outq;
 		if (o->off == 0 && o->fd >= 0 && !peer_drained(c->fd)) {
 			/* See peer_drained(): look again in a millisecond. */
-			struct timeval tv = {0, 1000};
-			event_add(c->tev, &tv);
-			return;
+			return CR_OUT_RETRY;
 		}
 		struct iovec iov = {o->data + o->off, o->len - o->off};
 		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -866,15 +893,13 @@ static void flush_outq(struct corral *c)
 		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			event_add(c->wev, NULL);
-			return;
-		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return CR_OUT_WRITABLE;
 		if (n <= 0) {
 			int e = n < 0 ? errno : EPIPE;
 			mark_dead(c, CORRAL_E_DISCONNECTED, e, "write to corrald at %s: %s",
 				  c->path, strerror(e));
-			return;
+			return CR_OUT_DONE;
 		}
 		if (o->fd >= 0) {
 			close(o->fd);
@@ -889,10 +914,11 @@ static void flush_outq(struct corral *c)
 			free(o);
 		}
 	}
+	return CR_OUT_DONE;
 }
 
 /* Run the callbacks of every finished async entry (mu not held, loop thread). */
-static void run_callbacks(struct corral *c)
+void cr_run_callbacks(struct corral *c)
 {
 	c->dispatching++;
 	for (;;) {
@@ -912,86 +938,37 @@ static void run_callbacks(struct corral *c)
 	c->dispatching--;
 }
 
-/* The event_base saw the socket readable (or writable). */
-static void on_event(evutil_socket_t fd, short what, void *arg)
+/* The socket turned readable (async, loop thread): read and deliver what came. */
+void cr_read_ready(struct corral *c)
 {
-	struct corral *c = arg;
-
-	(void)fd;
-	if (what & (EV_WRITE | EV_TIMEOUT))
-		flush_outq(c);
-	if (what & EV_READ) {
-		for (int i = 0; i < ASYNC_READS && !c->dead; i++) {
-			struct parsed *out = NULL;
-			size_t cap = 0;
-			int n = cr_fill(c, 0);
-			size_t np = n > 0 ? parse_lines(c, &out, &cap) : 0;
-			for (size_t k = 0; k < np; k++) {
-				if (out[k].is_flat)
-					deliver_flat(c, &out[k].flat, out[k].fd);
-				else
-					deliver(c, &out[k].r, out[k].fd, out[k].bad);
-				free(out[k].bad);
-			}
-			free(out);
-			if (n == -ETIMEDOUT)
-				break;
-			if (n == 0)
-				mark_dead(c, CORRAL_E_DISCONNECTED, 0,
-					  "corrald closed the connection (%s)", c->path);
-			else if (n < 0)
-				mark_dead(c,
-					  n == -EMSGSIZE     ? CORRAL_E_PROTOCOL
-					  : n == -ECONNRESET ? CORRAL_E_DISCONNECTED
-							     : CORRAL_E_SYSTEM,
-					  -n, "read from corrald: %s",
-					  n == -EMSGSIZE ? "reply line too long" : strerror(-n));
+	for (int i = 0; i < ASYNC_READS && !c->dead; i++) {
+		struct parsed *out = NULL;
+		size_t cap = 0;
+		int n = cr_fill(c, 0);
+		size_t np = n > 0 ? parse_lines(c, &out, &cap) : 0;
+		for (size_t k = 0; k < np; k++) {
+			if (out[k].is_flat)
+				deliver_flat(c, &out[k].flat, out[k].fd, out[k].raw, out[k].rlen);
+			else
+				deliver(c, &out[k].r, out[k].fd, out[k].bad, out[k].raw,
+					out[k].rlen);
+			free(out[k].bad);
+			free(out[k].raw);
 		}
+		free(out);
+		if (n == -ETIMEDOUT)
+			break;
+		if (n == 0)
+			mark_dead(c, CORRAL_E_DISCONNECTED, 0, "corrald closed the connection (%s)",
+				  c->path);
+		else if (n < 0)
+			mark_dead(c,
+				  n == -EMSGSIZE     ? CORRAL_E_PROTOCOL
+				  : n == -ECONNRESET ? CORRAL_E_DISCONNECTED
+						     : CORRAL_E_SYSTEM,
+				  -n, "read from corrald: %s",
+				  n == -EMSGSIZE ? "reply line too long" : strerror(-n));
 	}
-	if (c->dead) {
-		event_del(c->rev);
-		event_del(c->wev);
-		event_del(c->tev);
-	}
-	run_callbacks(c);
-	if (c->close_requested && !c->dispatching) {
-		c->close_requested = false;
-		corral_close(c);
-	}
-}
-
-/* Make c asynchronous on base (first async use); false when it cannot be. */
-static enum corral_code go_async(struct corral *c, struct event_base *base,
-				 struct corral_error *err)
-{
-	if (c->evbase == base)
-		return CORRAL_OK;
-	if (c->evbase)
-		return cr_err(err, CORRAL_E_INVALID, 0,
-			      "connection already belongs to another event_base");
-	pthread_mutex_lock(&c->mu);
-	bool busy = c->head != NULL || c->reading;
-	pthread_mutex_unlock(&c->mu);
-	if (busy)
-		return cr_err(err, CORRAL_E_INVALID, 0,
-			      "blocking calls are in flight on this connection");
-	if (evutil_make_socket_nonblocking(c->fd) < 0)
-		return cr_err(err, CORRAL_E_SYSTEM, errno, "fcntl: %s", strerror(errno));
-	c->rev = event_new(base, c->fd, EV_READ | EV_PERSIST, on_event, c);
-	c->wev = event_new(base, c->fd, EV_WRITE, on_event, c);
-	c->tev = event_new(base, -1, 0, on_event, c);
-	if (!c->rev || !c->wev || !c->tev || event_add(c->rev, NULL) < 0) {
-		if (c->rev)
-			event_free(c->rev);
-		if (c->wev)
-			event_free(c->wev);
-		if (c->tev)
-			event_free(c->tev);
-		c->rev = c->wev = c->tev = NULL;
-		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "cannot add the connection to the loop");
-	}
-	c->evbase = base;
-	return CORRAL_OK;
 }
 
 /* ---- Requests ---------------------------------------------------------------- */
@@ -1002,9 +979,9 @@ static enum corral_code go_async(struct corral *c, struct event_base *base,
  * memory); fd rides along (closed when close_fd).  Blocking mode unless base;
  * returns the entry (blocking) for waiting.
  */
-static enum corral_code submit_body(struct corral *c, struct event_base *base, char *body,
-				    size_t blen, int fd, bool close_fd, struct cr_pending *tmpl,
-				    struct cr_pending **ret, struct corral_error *err)
+enum corral_code cr_submit_body(struct corral *c, struct event_base *base, char *body, size_t blen,
+				int fd, bool close_fd, struct cr_pending *tmpl,
+				struct cr_pending **ret, struct corral_error *err)
 {
 	enum corral_code rc = CORRAL_OK;
 	struct cr_pending *p = NULL;
@@ -1015,10 +992,11 @@ static enum corral_code submit_body(struct corral *c, struct event_base *base, c
 		rc = cr_err(err, CORRAL_E_NOMEM, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (base) {
-		if ((rc = go_async(c, base, err)) != CORRAL_OK)
-			goto out;
-	} else if (c->evbase) {
+	if (base && c->evbase != base) {
+		rc =
+		    cr_err(err, CORRAL_E_INVALID, 0, "connection is not asynchronous on this base");
+		goto out;
+	} else if (!base && c->evbase) {
 		rc = cr_err(err, CORRAL_E_INVALID, 0,
 			    "connection is asynchronous: use the _async functions");
 		goto out;
@@ -1088,7 +1066,7 @@ static enum corral_code submit_body(struct corral *c, struct event_base *base, c
 		else
 			c->outq = o;
 		c->outq_tail = o;
-		flush_outq(c);
+		c->async->flush(c);
 		p = NULL; /* the table owns it; its callback reports */
 	} else {
 		rc = send_line(c, line, len, fd, err);
@@ -1118,7 +1096,7 @@ enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *re
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 
 	json_decref(req);
-	return submit_body(c, base, body, body ? strlen(body) : 0, fd, close_fd, tmpl, ret, err);
+	return cr_submit_body(c, base, body, body ? strlen(body) : 0, fd, close_fd, tmpl, ret, err);
 }
 
 /*
@@ -1327,10 +1305,9 @@ static bool sb_jstring(struct sbuf *b, const void *data, size_t n)
  * kept off jansson's allocations.  *ret_fd the fd to send (-1 none),
  * *ret_close whether it is ours to close.
  */
-static enum corral_code build_call(const char *type, const void *data, size_t len,
-				   const struct corral_call_opts *o, char **ret_body,
-				   size_t *ret_blen, int *ret_fd, bool *ret_close,
-				   struct corral_error *err)
+enum corral_code cr_build_call(const char *type, const void *data, size_t len,
+			       const struct corral_call_opts *o, char **ret_body, size_t *ret_blen,
+			       int *ret_fd, bool *ret_close, struct corral_error *err)
 {
 	struct sbuf b = {0};
 	char num[32];
@@ -1408,11 +1385,11 @@ CR_EXPORT enum corral_code corral_call_start(struct corral *c, const char *type,
 	int fd;
 	bool close_fd;
 	struct cr_pending *p, tmpl = {.is_call = true, .wait_ms = call_wait_ms(o)};
-	enum corral_code rc = build_call(type, data, len, o, &body, &blen, &fd, &close_fd, err);
+	enum corral_code rc = cr_build_call(type, data, len, o, &body, &blen, &fd, &close_fd, err);
 
 	if (rc != CORRAL_OK)
 		return rc;
-	rc = submit_body(c, NULL, body, blen, fd, close_fd, &tmpl, &p, err);
+	rc = cr_submit_body(c, NULL, body, blen, fd, close_fd, &tmpl, &p, err);
 	if (rc == CORRAL_OK)
 		*ret_pending = (struct corral_pending *)p;
 	return rc;
@@ -1481,27 +1458,8 @@ void cr_complete(struct cr_pending *p)
 	}
 }
 
-CR_EXPORT enum corral_code corral_call_async(struct corral *c, struct event_base *base,
-					     const char *type, const void *data, size_t len,
-					     const struct corral_call_opts *o, corral_call_cb cb,
-					     void *arg, struct corral_error *err)
-{
-	char *body;
-	size_t blen;
-	int fd;
-	bool close_fd;
-	struct cr_pending tmpl = {.is_call = true, .call_cb = cb, .arg = arg};
-
-	if (!base)
-		return cr_err(err, CORRAL_E_INVALID, EINVAL, "async call without an event_base");
-	enum corral_code rc = build_call(type, data, len, o, &body, &blen, &fd, &close_fd, err);
-	if (rc != CORRAL_OK)
-		return rc;
-	return submit_body(c, base, body, blen, fd, close_fd, &tmpl, NULL, err);
-}
-
 /* A request object for cmd with a copy of args' members. */
-static json_t *command_req(const char *cmd, json_t *args)
+json_t *cr_command_req(const char *cmd, json_t *args)
 {
 	json_t *req = json_pack("{s:s}", "cmd", cmd);
 
@@ -1525,7 +1483,8 @@ static enum corral_code command(struct corral *c, const char *cmd, json_t *args,
 	if (!cmd || (args && !json_is_object(args)))
 		return cr_err(err, CORRAL_E_INVALID, EINVAL,
 			      "command without a name or args not an object");
-	enum corral_code rc = cr_submit(c, NULL, command_req(cmd, args), -1, false, &tmpl, &p, err);
+	enum corral_code rc =
+	    cr_submit(c, NULL, cr_command_req(cmd, args), -1, false, &tmpl, &p, err);
 	if (rc != CORRAL_OK)
 		return rc;
 	rc = cr_wait(p, 0, &reply, &fd, err);
@@ -1548,14 +1507,41 @@ CR_EXPORT enum corral_code corral_command_reply(struct corral *c, const char *cm
 	return command(c, cmd, args, true, ret_reply, err);
 }
 
-CR_EXPORT enum corral_code corral_command_async(struct corral *c, struct event_base *base,
-						const char *cmd, json_t *args, corral_command_cb cb,
-						void *arg, struct corral_error *err)
+CR_EXPORT enum corral_code corral_command_start(struct corral *c, const char *cmd, json_t *args,
+						struct corral_pending **ret_pending,
+						struct corral_error *err)
 {
-	struct cr_pending tmpl = {.command_cb = cb, .arg = arg};
+	struct cr_pending *p, tmpl = {.want_error_reply = true};
 
-	if (!base || !cmd || (args && !json_is_object(args)))
+	if (!cmd || (args && !json_is_object(args)))
 		return cr_err(err, CORRAL_E_INVALID, EINVAL,
-			      "async command without a base or a name");
-	return cr_submit(c, base, command_req(cmd, args), -1, false, &tmpl, NULL, err);
+			      "command without a name or args not an object");
+	enum corral_code rc =
+	    cr_submit(c, NULL, cr_command_req(cmd, args), -1, false, &tmpl, &p, err);
+	if (rc == CORRAL_OK)
+		*ret_pending = (struct corral_pending *)p;
+	return rc;
+}
+
+CR_EXPORT enum corral_code corral_command_wait(struct corral_pending *pending, json_t **ret_reply,
+					       struct corral_error *err)
+{
+	struct cr_pending *p = (struct cr_pending *)pending;
+	json_t *reply = NULL;
+	int fd = -1;
+	enum corral_code rc = cr_wait(p, 0, &reply, &fd, err);
+
+	if (fd >= 0)
+		close(fd);
+	if (reply)
+		*ret_reply = reply;
+	return rc;
+}
+
+CR_EXPORT void corral_set_line_hook(struct corral *c, corral_line_cb cb, void *arg)
+{
+	pthread_mutex_lock(&c->mu);
+	c->line_cb = cb;
+	c->line_arg = arg;
+	pthread_mutex_unlock(&c->mu);
 }

@@ -12,6 +12,21 @@
 #include "internal.h"
 
 struct event;
+struct event_base;
+struct corral;
+
+/*
+ * The async half (async.c, on libevent), reached only through this table,
+ * which go_async sets: a program that never goes async links no libevent.
+ */
+struct cr_async_ops {
+	void (*release)(struct corral *c); /* free the connection's events */
+	void (*wake)(struct corral *c);	   /* the connection died: let the loop report it */
+	void (*flush)(struct corral *c);   /* write the queue, arming what it waits for */
+};
+
+/* What writing the async queue waits for. */
+enum cr_out_wait { CR_OUT_DONE, CR_OUT_WRITABLE, CR_OUT_RETRY };
 
 /* A received fd waiting for its line, and where in the stream it belongs. */
 struct cr_fd {
@@ -72,11 +87,16 @@ struct corral {
 	struct cr_fd fds[16];
 	size_t nfds;
 
+	/* corral_set_line_hook: every line that answers us, as received. */
+	corral_line_cb line_cb;
+	void *line_arg;
+
 	/* A stream's connection: its events, in order. */
 	json_t *events;
 	uint64_t stream_id;
 
 	/* Async mode. */
+	const struct cr_async_ops *async; /* NULL while blocking */
 	struct event_base *evbase;
 	struct event *rev, *wev, *tev; /* read, write, retry timer */
 	struct cr_out *outq, *outq_tail;
@@ -90,12 +110,25 @@ bool cr_take_line(struct corral *c, const char **ret_line, size_t *ret_len, int 
 enum corral_code cr_submit(struct corral *c, struct event_base *base, json_t *req, int fd,
 			   bool close_fd, struct cr_pending *tmpl, struct cr_pending **ret,
 			   struct corral_error *err);
+enum corral_code cr_submit_body(struct corral *c, struct event_base *base, char *body, size_t blen,
+				int fd, bool close_fd, struct cr_pending *tmpl,
+				struct cr_pending **ret, struct corral_error *err);
+/* A call request's text, without id (see conn.c). */
+enum corral_code cr_build_call(const char *type, const void *data, size_t len,
+			       const struct corral_call_opts *o, char **ret_body, size_t *ret_blen,
+			       int *ret_fd, bool *ret_close, struct corral_error *err);
+/* A command's request object: cmd with a copy of args' members. */
+json_t *cr_command_req(const char *cmd, json_t *args);
 enum corral_code cr_wait(struct cr_pending *p, int wait_ms, json_t **ret_reply, int *ret_fd,
 			 struct corral_error *err);
 /* cr_wait for a call: a fast-path reply comes in *ret_flat (*ret_reply NULL). */
 enum corral_code cr_wait_call(struct cr_pending *p, int wait_ms, json_t **ret_reply,
 			      struct cr_flat *ret_flat, int *ret_fd, struct corral_error *err);
 void cr_complete(struct cr_pending *p);
+/* Async (loop thread): write the queue, read what came, run finished callbacks. */
+enum cr_out_wait cr_write_outq(struct corral *c);
+void cr_read_ready(struct corral *c);
+void cr_run_callbacks(struct corral *c);
 /* Stream connections: read what comes within timeout_ms and deliver it. */
 enum corral_code cr_pump(struct corral *c, int timeout_ms, struct corral_error *err);
 

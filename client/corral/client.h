@@ -134,6 +134,12 @@ enum corral_code corral_connect_flags(const char *path, unsigned flags, struct c
 void corral_close(struct corral *conn);
 /* The socket path the connection was opened on. */
 const char *corral_socket_path(const struct corral *conn);
+/*
+ * The connection's socket, for poll() (POLLRDHUP: corrald closed it) and
+ * getsockopt() (SO_PEERCRED: corrald's pid); still the library's: reading,
+ * writing or closing it breaks the connection.
+ */
+int corral_fd(const struct corral *conn);
 /* The daemon's version as reported by ping at connect ("0.1.0"). */
 const char *corral_daemon_version(const struct corral *conn);
 
@@ -224,6 +230,28 @@ enum corral_code corral_command(struct corral *conn, const char *cmd, json_t *ar
  */
 enum corral_code corral_command_reply(struct corral *conn, const char *cmd, json_t *args,
 				      json_t **ret_reply, struct corral_error *err);
+/*
+ * Pipelining commands from one thread: send cmd with args (borrowed) and
+ * return at once; collect the reply with corral_command_wait() (exactly once
+ * per started command, never corral_call_wait), which, like
+ * corral_command_reply, hands back an error reply whole too.
+ */
+enum corral_code corral_command_start(struct corral *conn, const char *cmd, json_t *args,
+				      struct corral_pending **ret_pending,
+				      struct corral_error *err);
+enum corral_code corral_command_wait(struct corral_pending *pending, json_t **ret_reply,
+				     struct corral_error *err);
+/*
+ * The line hook: cb gets the text (no newline, not NUL-terminated) of every
+ * line that answers this connection, as received: each reply to one of its
+ * requests (ok or error, and a connection-level "id": null error) and each
+ * event of its streams, before the waiter sees it.  For tools that print
+ * replies verbatim (corralctl --json).  cb runs on the thread that reads, with
+ * the connection's lock held: it must not use the connection.  Streams opened
+ * later from conn inherit the hook.  NULL cb: none.
+ */
+typedef void (*corral_line_cb)(const char *line, size_t len, void *arg);
+void corral_set_line_hook(struct corral *conn, corral_line_cb cb, void *arg);
 /* The same on the caller's libevent base; cb owns reply (NULL on error). */
 typedef void (*corral_command_cb)(json_t *reply, const struct corral_error *err, void *arg);
 enum corral_code corral_command_async(struct corral *conn, struct event_base *base, const char *cmd,
@@ -357,6 +385,17 @@ struct corral_logs_opts {
 /* Follow logs (logs -f); the backlog lines come first as events. */
 enum corral_code corral_logs_follow(struct corral *conn, const struct corral_logs_opts *opts,
 				    struct corral_stream **ret_stream, struct corral_error *err);
+/*
+ * corral_watch and corral_logs_follow on conn itself, for a tool that
+ * connects only to follow one stream: conn must have no request in flight and
+ * not be asynchronous; the stream takes it over (conn is closed with the
+ * stream, or at once when these fail).
+ */
+enum corral_code corral_watch_take(struct corral *conn, struct corral_stream **ret_stream,
+				   struct corral_error *err);
+enum corral_code corral_logs_follow_take(struct corral *conn, const struct corral_logs_opts *opts,
+					 struct corral_stream **ret_stream,
+					 struct corral_error *err);
 /*
  * Next event, waiting at most timeout_ms (< 0: forever); CORRAL_E_CLIENT_TIMEOUT
  * when none came, CORRAL_E_DISCONNECTED when the stream ended.

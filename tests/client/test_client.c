@@ -954,6 +954,95 @@ START_TEST(test_fake_hostile)
 }
 END_TEST
 
+/* A line over 1 MiB that never ends (the server then closes): a protocol error, not a hang. */
+START_TEST(test_fake_unended_line)
+{
+	size_t n = (1u << 20) + 2;
+	char *junk = malloc(n + 1);
+	struct fake f;
+	struct corral *c;
+	struct corral_error e;
+	json_t *reply = NULL;
+
+	memset(junk, ' ', n);
+	junk[n] = 0;
+	struct fline script[1] = {{junk, 0, 0}};
+	fake_start(&f, CORRAL_CLIENT_VERSION, script, 1);
+	ck_assert_int_eq(corral_connect_flags(f.sock, CORRAL_CONNECT_NO_PING, &c, &e), CORRAL_OK);
+	ck_assert_int_eq(corral_command(c, "stats", NULL, &reply, &e), CORRAL_E_PROTOCOL);
+	ck_assert_msg(strstr(e.message, "longer than"), "%s", e.message);
+	corral_close(c);
+	fake_stop(&f);
+	free(junk);
+}
+END_TEST
+
+/* Append a line the hook saw to the string buffer arg, newline-terminated. */
+static void hook_collect(const char *line, size_t len, void *arg)
+{
+	char *buf = arg;
+	size_t at = strlen(buf);
+
+	ck_assert_uint_lt(at + len + 1, 1024);
+	memcpy(buf + at, line, len);
+	buf[at + len] = '\n';
+	buf[at + len + 1] = 0;
+}
+
+/*
+ * What a one-shot tool needs: commands pipelined from one thread, every line
+ * that answers us as received (the line hook), the connection's fd, and a
+ * stream on the connection itself.
+ */
+START_TEST(test_fake_tool_api)
+{
+	static const struct fline script[] = {
+	    {"{\"id\":%ID%, \"ok\":true, \"n\":1}\n", 0, 0},
+	    {"{\"id\":%ID%,\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"full\"}}\n", 0,
+	     0},
+	    {"{\"id\":%ID%,\"ok\":true}\n{\"id\":999,\"ok\":true}\n{\"id\":%ID%,\"event\":{"
+	     "\"worker\":1,\"type\":\"t\",\"pid\":2,\"state\":\"idle\"}}\n",
+	     0, 0},
+	};
+	static char seen[1024];
+	struct corral_pending *p1, *p2;
+	struct corral_stream *st;
+	struct corral_event ev;
+	struct fake f;
+	struct corral *c;
+	struct corral_error e;
+	json_t *r1 = NULL, *r2 = NULL;
+
+	fake_start(&f, CORRAL_CLIENT_VERSION, script, 3);
+	ck_assert_int_eq(corral_connect_flags(f.sock, CORRAL_CONNECT_NO_PING, &c, &e), CORRAL_OK);
+	ck_assert_int_ge(corral_fd(c), 0);
+	corral_set_line_hook(c, hook_collect, seen);
+	ck_assert_int_eq(corral_command_start(c, "types", NULL, &p1, &e), CORRAL_OK);
+	ck_assert_int_eq(corral_command_start(c, "list", NULL, &p2, &e), CORRAL_OK);
+	ck_assert_int_eq(corral_command_wait(p1, &r1, &e), CORRAL_OK);
+	ck_assert_int_eq(json_integer_value(json_object_get(r1, "n")), 1);
+	ck_assert_int_eq(corral_command_wait(p2, &r2, &e), CORRAL_E_BUSY);
+	ck_assert_str_eq(e.message, "full");
+	ck_assert_ptr_nonnull(json_object_get(r2, "error")); /* the error reply, whole */
+	json_decref(r1);
+	json_decref(r2);
+
+	ck_assert_int_eq(corral_watch_take(c, &st, &e), CORRAL_OK);
+	ck_assert_int_eq(corral_stream_next(st, 5000, &ev, &e), CORRAL_OK);
+	ck_assert_str_eq(ev.state, "idle");
+	corral_event_clear(&ev);
+	ck_assert_int_eq(corral_stream_next(st, 5000, &ev, &e), CORRAL_E_DISCONNECTED);
+	corral_stream_close(st);
+	ck_assert_str_eq(seen, "{\"id\":1, \"ok\":true, \"n\":1}\n"
+			       "{\"id\":2,\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":"
+			       "\"full\"}}\n"
+			       "{\"id\":3,\"ok\":true}\n"
+			       "{\"id\":3,\"event\":{\"worker\":1,\"type\":\"t\",\"pid\":2,"
+			       "\"state\":\"idle\"}}\n");
+	fake_stop(&f);
+}
+END_TEST
+
 /* examples/client: connect, sha256 of a file, print the digest. */
 START_TEST(test_example)
 {
@@ -1004,6 +1093,8 @@ int main(void)
 	h_add(s, test_fake_version, 30);
 	h_add(s, test_fake_every_code, 30);
 	h_add(s, test_fake_hostile, 60);
+	h_add(s, test_fake_unended_line, 30);
+	h_add(s, test_fake_tool_api, 30);
 	h_add(s, test_example, 60);
 	return h_main(s);
 }
