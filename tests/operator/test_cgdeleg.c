@@ -108,7 +108,7 @@ static void self_cgroup(char *p, size_t len)
 /* Write pid into dir/cgroup.procs. */
 static int move_to(const char *dir, pid_t pid)
 {
-	char path[512], s[24];
+	char path[1024], s[24];
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	snprintf(s, sizeof(s), "%d", (int)pid);
 	int fd = open(path, O_WRONLY);
@@ -122,7 +122,7 @@ static int move_to(const char *dir, pid_t pid)
 /* Read dir/file into buf, newline dropped. */
 static void read_file(const char *dir, const char *file, char *buf, size_t len)
 {
-	char path[512];
+	char path[1024];
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	int fd = open(path, O_RDONLY);
 	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
