@@ -2,6 +2,7 @@
  * cmd_stream.c - the streaming commands: logs (with -f) and watch.  After
  * the ok reply, events arrive until we close; each is printed and flushed.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,18 @@ static int stream_follow(struct ctl *ctl, struct corral_stream *stream)
 
 	out_flush();
 	while ((r = ctl_stream_next(stream, &ev)) == 0) {
+		if (ev.kind == CORRAL_EVENT_END) {
+			/* The last event: a drain ends streams normally; a follower
+			 * dropped for falling behind missed events. */
+			bool drain = ev.reason && strstr(ev.reason, "shutting down");
+			out_flush();
+			if (!ctl->json)
+				ctl_warnx("corrald ended the stream: %s",
+					  ev.reason ? ev.reason : "");
+			corral_event_clear(&ev);
+			r = drain ? CTL_EXIT_OK : CTL_EXIT_ERROR;
+			break;
+		}
 		if (!ctl->json && ev.kind == CORRAL_EVENT_LOG)
 			stream_print_log(ev.json);
 		else if (!ctl->json)

@@ -806,6 +806,13 @@ enum corral_code cr_event_from(json_t *ev, struct corral_event *ret, struct corr
 {
 	struct corral_event e = {.json = ev};
 
+	if (json_is_object(ev) && jstr(ev, "end")) {
+		e.kind = CORRAL_EVENT_END;
+		e.reason = jstr(ev, "end");
+		json_incref(ev);
+		*ret = e;
+		return CORRAL_OK;
+	}
 	if (!json_is_object(ev) || jint(ev, "worker", -1) < 0)
 		return cr_err(err, CORRAL_E_PROTOCOL, 0, "event without a worker id");
 	e.worker = (uint64_t)jint(ev, "worker", 0);

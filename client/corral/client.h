@@ -357,13 +357,15 @@ struct corral_stream;
 
 /* A stream event: a worker state change (watch) or a log line (logs). */
 struct corral_event {
-	enum { CORRAL_EVENT_STATE, CORRAL_EVENT_LOG } kind;
+	/* CORRAL_EVENT_END: corrald ended the stream (it is shutting down, or this
+	 * follower fell behind); reason says why, no event follows. */
+	enum { CORRAL_EVENT_STATE, CORRAL_EVENT_LOG, CORRAL_EVENT_END } kind;
 	uint64_t worker;
 	/* CORRAL_EVENT_STATE */
 	const char *type;
 	int64_t pid;
 	const char *state;  /* "starting" "idle" "busy" "stopping" "exited" */
-	const char *reason; /* on "exited", else NULL */
+	const char *reason; /* on "exited" (and CORRAL_EVENT_END), else NULL */
 	/* CORRAL_EVENT_LOG */
 	const char *stream; /* "stdout", "stderr" */
 	int64_t ts_ms;

@@ -1187,6 +1187,44 @@ START_TEST(test_watch)
 }
 END_TEST
 
+/* The daemon's final event ends a stream: a drain exits 0, a dropped follower 1, each saying why. */
+START_TEST(test_watch_end)
+{
+	static const char *const why[] = {"corrald is shutting down",
+					  "dropped: this follower fell behind (300000 bytes of events unsent)"};
+	for (int k = 0; k < 2; k++) {
+		struct server s;
+		struct request req;
+		struct child c;
+		struct run r;
+		json_int_t id;
+		int cfd;
+
+		setenv("TZ", "UTC", 1);
+		server_start(&s);
+		child_start(&c, -1, -1, "--socket", s.path, "watch", NULL);
+		cfd = server_accept(&s);
+		server_read(cfd, &req);
+		id = jint(req.obj, "id");
+		server_reply(cfd, -1, "{\"id\":%lld,\"ok\":true}", (long long)id);
+		server_reply(cfd, -1,
+			     "{\"id\":%lld,\"event\":{\"worker\":3,\"type\":\"echo\",\"pid\":99,"
+			     "\"state\":\"idle\",\"ts_ms\":0}}",
+			     (long long)id);
+		server_reply(cfd, -1, "{\"id\":%lld,\"event\":{\"end\":\"%s\"}}", (long long)id,
+			     why[k]);
+		child_finish(&c, &r);
+		close(cfd);
+		ck_assert_str_eq(r.out, "1970-01-01T00:00:00.000 3 echo 99 idle\n");
+		ck_assert_msg(strstr(r.err, why[k]) != NULL, "stderr: %s", r.err);
+		ck_assert_int_eq(r.status, k == 0 ? 0 : 1);
+		run_free(&r);
+		request_free(&req);
+		server_stop(&s);
+	}
+}
+END_TEST
+
 /* top on a non-tty: list then stats on one connection, one snapshot, exit 0. */
 /* Run top (with sort, unless NULL) against canned types, list and stats replies. */
 static void top_run(struct run *r, const char *sort)
@@ -1597,6 +1635,7 @@ static Suite *cli_suite(void)
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_logs_follow);
 	tcase_add_test(tc, test_watch);
+	tcase_add_test(tc, test_watch_end);
 	tcase_add_test(tc, test_top_snapshot);
 	tcase_add_test(tc, test_stats);
 	tcase_add_test(tc, test_describe);
