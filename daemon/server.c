@@ -522,7 +522,11 @@ static void client_consume(struct client *c, size_t n)
 	}
 }
 
-/* Messages written by one sendmsg: a run without fds but for the first one's. */
+/*
+ * Messages written by one sendmsg: a run without fds.  A message with an fd
+ * goes alone, so the chunk carrying the fd holds the start of its line and no
+ * other (a client ties the fd to the last line starting in that chunk).
+ */
 #define FLUSH_IOV 64
 
 static void client_arm_input(struct client *c);
@@ -543,8 +547,8 @@ static int client_flush(struct client *c)
 		unsigned n = 0;
 
 		for (struct outmsg *x = m; x && n < FLUSH_IOV; x = TAILQ_NEXT(x, entry)) {
-			if (x != m && x->fd >= 0)
-				break; /* its fd must ride with its own first byte */
+			if (x != m && (x->fd >= 0 || m->fd >= 0))
+				break; /* an fd rides with its own line's first byte, alone */
 			iov[n].iov_base = x->data + x->off;
 			iov[n].iov_len = x->len - x->off;
 			total += iov[n].iov_len;
