@@ -522,7 +522,11 @@ static void client_consume(struct client *c, size_t n)
 	}
 }
 
-/* Messages written by one sendmsg: a run without fds but for the first one's. */
+/*
+ * Messages written by one sendmsg: a run without fds.  A message with an fd
+ * goes alone, so the chunk carrying the fd holds the start of its line and no
+ * other (a client ties the fd to the last line starting in that chunk).
+ */
 #define FLUSH_IOV 64
 
 static void client_arm_input(struct client *c);

@@ -211,6 +211,7 @@ END_TEST
 struct pipe_arg {
 	struct corral *c;
 	int t;
+	char why[640]; /* a failed call's code and message */
 };
 
 static void *pipeline_thread(void *arg)
@@ -232,11 +233,11 @@ static void *pipeline_thread(void *arg)
 			struct corral_error e;
 			size_t len;
 			int n = snprintf(buf, sizeof(buf), "t%d-%d", a->t, round * 50 + i);
-			if (corral_call_wait(p[i], &r, &e) != CORRAL_OK) {
-				static __thread char why[600];
-				snprintf(why, sizeof(why), "call failed: %s: %s",
-					 corral_code_name(e.code), e.message);
-				return why;
+			enum corral_code rc = corral_call_wait(p[i], &r, &e);
+			if (rc != CORRAL_OK) {
+				snprintf(a->why, sizeof(a->why), "call %d failed: %s: %s",
+					 round * 50 + i, corral_code_name(rc), e.message);
+				return a->why;
 			}
 			const char *d = corral_result_data(r, &len);
 			bool same = len == (size_t)n && memcmp(d, buf, len) == 0;
@@ -257,7 +258,7 @@ START_TEST(test_pipelined_threads)
 	struct pipe_arg a[4];
 
 	for (int i = 0; i < 4; i++) {
-		a[i] = (struct pipe_arg){c, i};
+		a[i] = (struct pipe_arg){.c = c, .t = i};
 		ck_assert_int_eq(pthread_create(&th[i], NULL, pipeline_thread, &a[i]), 0);
 	}
 	for (int i = 0; i < 4; i++) {

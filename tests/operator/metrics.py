@@ -151,20 +151,31 @@ def val(samples, name, **labels):
 
 
 def load(d, n_threads, n_calls, errors):
-    """n_threads connections, each pipelining n_calls echo calls."""
+    """n_threads connections, each pipelining n_calls echo calls.  Replies are
+    read while requests are sent: corrald stops reading a connection whose
+    unsent replies pass its limit, so a client that sends everything before
+    reading can block both sides (as libcorral, it must keep reading)."""
+    def read_replies(f):
+        try:
+            for i in range(n_calls):
+                r = json.loads(f.readline())
+                if not r.get('ok'):
+                    errors.append(r)
+        except Exception as e:  # reported by the main thread
+            errors.append(repr(e))
+
     def run():
         try:
             s = socket.socket(socket.AF_UNIX)
             s.settimeout(DEADLINE)
             s.connect(d.sock)
             f = s.makefile('rb')
+            reader = threading.Thread(target=read_replies, args=(f,))
+            reader.start()
             for i in range(n_calls):
                 s.sendall(json.dumps({'id': i, 'cmd': 'call', 'type': 'echo',
                                       'payload': 'x' * 100}).encode() + b'\n')
-            for i in range(n_calls):
-                r = json.loads(f.readline())
-                if not r.get('ok'):
-                    errors.append(r)
+            reader.join()
             s.close()
         except Exception as e:  # reported by the main thread
             errors.append(repr(e))
