@@ -591,7 +591,15 @@ static int hc_fill(struct hc *c, int timeout_ms)
 	ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
+	/* The kernel ends a read at the message that carried fds, and corrald
+	 * sends a reply with an fd alone: the fds belong to the last line that
+	 * starts in this read (earlier replies may share it). */
 	uint64_t off = c->base + c->len;
+	if (n > 1) {
+		const char *nl = memrchr(c->buf + c->len, '\n', (size_t)n - 1);
+		if (nl)
+			off += (uint64_t)(nl - (c->buf + c->len)) + 1;
+	}
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); n >= 0 && cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
