@@ -116,7 +116,7 @@ struct worker {
 	struct spawn_req *spawn_req; /* a `spawn` or `restart` waiting for its readiness */
 	char *outbuf[2];	     /* partial log lines, stdout / stderr */
 	size_t outlen[2];
-	struct logcap *logcap;	     /* rate limit and slices of the log pipes (logcap.c) */
+	struct logcap *logcap; /* rate limit and slices of the log pipes (logcap.c) */
 	bool reaped;
 	enum exit_cause intent; /* what the daemon did to it (EXIT_NONE: nothing) */
 	uint64_t stop_ms;	/* the stop timeout of WEV_STOP (worker_stop) */

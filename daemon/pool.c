@@ -287,7 +287,8 @@ static void pool_fail_unstartable(struct type_rt *t, const char *why)
 		tmp = TAILQ_NEXT(c, qentry);
 		pool_count_key(t, c->key, &live, &starting);
 		if (live == 0)
-			call_fail(c, CTL_UNAVAILABLE, "cannot start a worker of type %s: %s", t->name, why);
+			call_fail(c, CTL_UNAVAILABLE, "cannot start a worker of type %s: %s",
+				  t->name, why);
 	}
 }
 

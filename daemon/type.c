@@ -140,7 +140,8 @@ static void type_plan_sandbox(struct daemon *d, struct type_rt *t)
 	}
 	type_plan_paths(t);
 	t->sb_active = SB_RLIMITS | ns | (t->use_filter ? SB_SECCOMP : 0) |
-		       (t->use_cgroup ? SB_CGROUP : 0) | (d->sb_available & (SB_PIDS | SB_LANDLOCK));
+		       (t->use_cgroup ? SB_CGROUP : 0) |
+		       (d->sb_available & (SB_PIDS | SB_LANDLOCK));
 	t->sb_missing = want & ~t->sb_active;
 }
 

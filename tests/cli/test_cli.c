@@ -1187,11 +1187,13 @@ START_TEST(test_watch)
 }
 END_TEST
 
-/* The daemon's final event ends a stream: a drain exits 0, a dropped follower 1, each saying why. */
+/* The daemon's final event ends a stream: a drain exits 0, a dropped follower 1, each saying why.
+ */
 START_TEST(test_watch_end)
 {
-	static const char *const why[] = {"corrald is shutting down",
-					  "dropped: this follower fell behind (300000 bytes of events unsent)"};
+	static const char *const why[] = {
+	    "corrald is shutting down",
+	    "dropped: this follower fell behind (300000 bytes of events unsent)"};
 	for (int k = 0; k < 2; k++) {
 		struct server s;
 		struct request req;
