@@ -20,9 +20,7 @@ static void async_release(struct corral *c)
 		event_free(c->rev);
 	if (c->wev)
 		event_free(c->wev);
-	if (c->tev)
-		event_free(c->tev);
-	c->rev = c->wev = c->tev = NULL;
+	c->rev = c->wev = NULL;
 }
 
 /* The connection died: run the read event so the loop reports every entry. */
@@ -32,40 +30,28 @@ static void async_wake(struct corral *c)
 		event_active(c->rev, EV_READ, 0);
 }
 
-/* Write the queue; arm the write event, or the retry timer, for what is left. */
+/* Write the queue; arm the write event for what is left. */
 static void async_flush(struct corral *c)
 {
-	struct timeval tv = {0, 1000};
-
-	switch (cr_write_outq(c)) {
-	case CR_OUT_WRITABLE:
+	if (cr_write_outq(c) == CR_OUT_WRITABLE)
 		event_add(c->wev, NULL);
-		break;
-	case CR_OUT_RETRY:
-		/* The peer has not read all before an fd's line: look again in a millisecond. */
-		event_add(c->tev, &tv);
-		break;
-	case CR_OUT_DONE:
-		break;
-	}
 }
 
 static const struct cr_async_ops async_ops = {async_release, async_wake, async_flush};
 
-/* The event_base saw the socket readable (or writable), or the retry timer. */
+/* The event_base saw the socket readable (or writable). */
 static void on_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct corral *c = arg;
 
 	(void)fd;
-	if (what & (EV_WRITE | EV_TIMEOUT))
+	if (what & EV_WRITE)
 		async_flush(c);
 	if (what & EV_READ)
 		cr_read_ready(c);
 	if (c->dead) {
 		event_del(c->rev);
 		event_del(c->wev);
-		event_del(c->tev);
 	}
 	cr_run_callbacks(c);
 	if (c->close_requested && !c->dispatching) {
@@ -93,8 +79,7 @@ static enum corral_code go_async(struct corral *c, struct event_base *base,
 		return cr_err(err, CORRAL_E_SYSTEM, errno, "fcntl: %s", strerror(errno));
 	c->rev = event_new(base, c->fd, EV_READ | EV_PERSIST, on_event, c);
 	c->wev = event_new(base, c->fd, EV_WRITE, on_event, c);
-	c->tev = event_new(base, -1, 0, on_event, c);
-	if (!c->rev || !c->wev || !c->tev || event_add(c->rev, NULL) < 0) {
+	if (!c->rev || !c->wev || event_add(c->rev, NULL) < 0) {
 		async_release(c);
 		return cr_err(err, CORRAL_E_NOMEM, ENOMEM, "cannot add the connection to the loop");
 	}

@@ -25,8 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -748,47 +746,6 @@ static int wait_writable(struct corral *c)
 	return 0;
 }
 
-/*
- * True when the daemon has read every byte we sent (SIOCOUTQ: our bytes still
- * in its receive queue).
- *
- * Why a line with an fd waits for that: the kernel hands an fd out with the
- * read that reaches its message, gluing any unread fd-less lines in front of
- * it; corrald ties the fd to the line holding the first byte of that read.
- * So a line with an fd must start the daemon's next read, or its fd goes to
- * an earlier line (and both calls fail).
- */
-static bool peer_drained(int fd)
-{
-	int q = 0;
-
-	return ioctl(fd, SIOCOUTQ, &q) < 0 || q == 0;
-}
-
-/* Wait (blocking mode) until the daemon has read all we sent, reading replies meanwhile. */
-static void wait_drained(struct corral *c)
-{
-	while (!peer_drained(c->fd)) {
-		pthread_mutex_lock(&c->mu);
-		bool reader = !c->reading && !c->dead;
-		if (reader)
-			c->reading = true;
-		bool dead = c->dead;
-		pthread_mutex_unlock(&c->mu);
-		if (dead)
-			return;
-		if (reader) {
-			/* Our unread replies may be what holds the daemon back. */
-			read_and_deliver(c, 1);
-			release_reader(c);
-			pthread_mutex_unlock(&c->mu);
-		} else {
-			struct timespec ts = {0, 200000};
-			nanosleep(&ts, NULL);
-		}
-	}
-}
-
 /* Send one whole line (ending in '\n') with fd (>= 0) on its first byte; blocking mode. */
 static enum corral_code send_line(struct corral *c, const char *line, size_t len, int fd,
 				  struct corral_error *err)
@@ -800,9 +757,9 @@ static enum corral_code send_line(struct corral *c, const char *line, size_t len
 	size_t sent = 0;
 	enum corral_code rc = CORRAL_OK;
 
+	/* A line with an fd goes in a sendmsg of its own (corrald ties the fd to
+	 * the last line that starts in the read it arrives with). */
 	pthread_mutex_lock(&c->send_mu);
-	if (fd >= 0)
-		wait_drained(c);
 	while (sent < len) {
 		struct iovec iov = {(char *)line + sent, len - sent};
 		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -874,10 +831,6 @@ enum cr_out_wait cr_write_outq(struct corral *c)
 
 	while (c->outq && !c->dead) {
 		struct cr_out *o = c->outq;
-		if (o->off == 0 && o->fd >= 0 && !peer_drained(c->fd)) {
-			/* See peer_drained(): look again in a millisecond. */
-			return CR_OUT_RETRY;
-		}
 		struct iovec iov = {o->data + o->off, o->len - o->off};
 		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 		if (o->off == 0 && o->fd >= 0) {

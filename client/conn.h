@@ -26,7 +26,7 @@ struct cr_async_ops {
 };
 
 /* What writing the async queue waits for. */
-enum cr_out_wait { CR_OUT_DONE, CR_OUT_WRITABLE, CR_OUT_RETRY };
+enum cr_out_wait { CR_OUT_DONE, CR_OUT_WRITABLE };
 
 /* A received fd waiting for its line, and where in the stream it belongs. */
 struct cr_fd {
@@ -98,7 +98,7 @@ struct corral {
 	/* Async mode. */
 	const struct cr_async_ops *async; /* NULL while blocking */
 	struct event_base *evbase;
-	struct event *rev, *wev, *tev; /* read, write, retry timer */
+	struct event *rev, *wev; /* read, write */
 	struct cr_out *outq, *outq_tail;
 	int dispatching;
 	bool close_requested;

@@ -8,7 +8,6 @@ import json
 import mmap
 import os
 import socket
-import termios
 
 from . import errors
 
@@ -137,15 +136,6 @@ def result_bytes(reply, fd):
     finally:
         if fd is not None:
             os.close(fd)
-
-
-def outq(sock):
-    """Bytes we sent that the daemon has not read yet (SIOCOUTQ)."""
-    try:
-        return int.from_bytes(fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"),
-                              "little")
-    except OSError:
-        return 0
 
 
 class Reader:

@@ -99,9 +99,8 @@ class AsyncClient:
     async def _send(self, line, fd):
         async with self._send_lock:
             if fd is not None:
-                # corrald ties an fd to the first line of its read: ours must start it.
-                while _wire.outq(self._sock):
-                    await asyncio.sleep(0.001)
+                # A send of its own: corrald ties the fd to the last line that
+                # starts in the read it arrives with.
                 while True:
                     try:
                         n = socket.send_fds(self._sock, [line], [fd])

@@ -5,7 +5,6 @@ parallel calls, or use AsyncClient to pipeline)."""
 import os
 import socket
 import threading
-import time
 
 from . import _wire, errors
 
@@ -58,10 +57,8 @@ class Client:
         raise self._dead
 
     def _send(self, line, fd):
-        if fd is not None:
-            # corrald ties an fd to the first line of its read: ours must start it.
-            while _wire.outq(self._sock):
-                time.sleep(0.0002)
+        # A line with an fd goes in a send of its own: corrald ties the fd to the
+        # last line that starts in the read it arrives with.
         try:
             if fd is not None:
                 n = socket.send_fds(self._sock, [line], [fd])
