@@ -28,9 +28,9 @@
  * functions refuse it (CORRAL_E_INVALID).  A struct corral_stream (watch, logs
  * follow) has a connection of its own and belongs to one thread at a time.
  * corral_close() must not race any other use of the same connection.
- * A request carrying an fd is written only once corrald has read everything
- * sent before it (SIOCOUTQ), since corrald ties a received fd to the first
- * line of the read that brings it; other requests never wait.
+ * A request carrying an fd is written in a sendmsg() of its own, since
+ * corrald ties a received fd to the last line that starts in the read that
+ * brings it.
  *
  * Lifetime.  When corrald goes away (restart, crash) every call in flight and
  * every later call on that connection fails with CORRAL_E_DISCONNECTED; open
