@@ -236,7 +236,7 @@ void call_complete(struct call *c, struct worker *w)
 		const char *m = c->res_msg ? c->res_msg : "handler failed";
 		bool sys = strncmp(m, "killed by SIGSYS", 16) == 0;
 		/* A stdio program the OOM killer took in the worker's memory cgroup. */
-		uint64_t kills = w->in_cgroup ? sandbox_cgroup_oom_kills(w->id) : 0;
+		uint64_t kills = w->in_cgroup ? sandbox_cgroup_oom_kills(w->cg_id) : 0;
 		bool mem = kills > w->oom_kills;
 		if (mem)
 			w->oom_kills = kills;

@@ -264,6 +264,7 @@ static void cmd_stop(struct client *c, json_t *id, json_t *req)
 	json_t *ids = json_array();
 	struct worker *w, *tmp;
 	t->min_paused = true;
+	spares_discard(t); /* quiet until the next spawn or reload */
 	for (w = TAILQ_FIRST(&t->workers); w; w = tmp) {
 		tmp = TAILQ_NEXT(w, tentry);
 		if (w->reaped)

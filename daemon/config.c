@@ -679,8 +679,9 @@ out:
 /* Parse a type's "pool" object into P. */
 static void parse_pool(struct ctx *x, struct pool_config *p, json_t *v)
 {
-	static const char *const keys[] = {"min",   "max",     "idle_timeout_ms", "max_requests",
-					   "queue", "isolate", "max_per_key",	  NULL};
+	static const char *const keys[] = {"min",	   "max",    "idle_timeout_ms",
+					   "max_requests", "queue",  "isolate",
+					   "max_per_key",  "spares", NULL};
 	int rmin, rmax, rkey, iso;
 	size_t m;
 
@@ -695,6 +696,17 @@ static void parse_pool(struct ctx *x, struct pool_config *p, json_t *v)
 	if (member_enum(x, v, "isolate", isolate_names, &iso) > 0)
 		p->isolate = iso == 1 ? ISOLATE_KEY : ISOLATE_NONE;
 	rkey = member_u32(x, v, "max_per_key", 1, MAX_POOL, &p->max_per_key);
+	json_t *sp = json_object_get(v, "spares");
+	if (sp && !(json_is_string(sp) && strcmp(json_string_value(sp), "auto") == 0)) {
+		uint32_t n;
+		if (json_is_string(sp)) {
+			m = path_key(x, "spares");
+			err(x, "must be \"auto\" or an integer from 0 to %d", MAX_SPARES);
+			path_pop(x, m);
+		} else if (member_u32(x, v, "spares", 0, MAX_SPARES, &n) > 0) {
+			p->spares = (int32_t)n;
+		}
+	}
 
 	/* Blame the key the file gave, not the default it is compared with. */
 	if (rmin >= 0 && rmax >= 0 && p->min > p->max) {
@@ -917,7 +929,8 @@ static void type_defaults(struct type_config *t)
 				       .max_requests = 0,
 				       .queue = 64,
 				       .isolate = ISOLATE_NONE,
-				       .max_per_key = 1};
+				       .max_per_key = 1,
+				       .spares = SPARES_AUTO};
 	t->restart = (struct restart_config){
 	    .backoff_ms = {100, 30000}, .burst = 5, .interval_ms = 10000, .healthy_ms = 1000};
 	t->limits = (struct limits_config){.timeout_ms = 30000,
@@ -1112,6 +1125,8 @@ static char *type_canonical(const struct type_config *t)
 	jset(p, "queue", jint(t->pool.queue));
 	jset(p, "isolate", json_string(isolate_names[t->pool.isolate]));
 	jset(p, "max_per_key", jint(t->pool.max_per_key));
+	jset(p, "spares",
+	     t->pool.spares == SPARES_AUTO ? json_string("auto") : jint(t->pool.spares));
 	jset(o, "pool", p);
 
 	if (json_array_append_new(bo, jint(t->restart.backoff_ms[0])) < 0 ||

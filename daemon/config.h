@@ -44,7 +44,12 @@ struct pool_config {
 	uint32_t queue;		  /* default 64 */
 	enum isolate_mode isolate;
 	uint32_t max_per_key; /* default 1; >= 1 */
+	int32_t spares;	      /* pre-sandboxed processes kept; SPARES_AUTO (default): 1 once
+				 min > 0 or a call spawned on demand, else 0 */
 };
+
+#define SPARES_AUTO (-1)
+#define MAX_SPARES  64
 
 struct restart_config {
 	uint64_t backoff_ms[2]; /* default {100, 30000}; [0] <= [1] */

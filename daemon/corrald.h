@@ -124,11 +124,35 @@ struct worker {
 	char detail[96];	/* why, for the exit reason (a protocol violation, a limit) */
 	char reason[160];
 	bool in_cgroup;
+	uint64_t cg_id;	    /* its cgroups' number (launch.c) */
 	uint64_t oom_kills; /* OOM kills in its memory cgroup already told (sandbox.c) */
 	int wstatus;
+	int status_fd; /* the spawn's status pipe until execve (or the failure), else -1 */
+	struct event *ev_status;
+	char spawn_err[200]; /* the step that failed before execve, e.g. "exec /x: No such file" */
 };
 
 TAILQ_HEAD(workerq, worker);
+
+/* A worker process before it is a worker: its channels and cgroups (launch.c). */
+struct wproc {
+	pid_t pid;
+	int sock, out_fd, err_fd;
+	int status_fd; /* a failure message, or EOF at execve */
+	int go_fd;     /* a spare's go pipe (write end); -1 otherwise */
+	struct ring_area ring;
+	uint64_t cg_id;
+	bool in_cgroup;
+};
+
+/* A spare: a process inside its sandbox, waiting to exec (launch.c). */
+struct spare {
+	TAILQ_ENTRY(spare) entry;
+	struct type_rt *type; /* NULL once discarded, until reaped */
+	struct wproc p;
+};
+
+TAILQ_HEAD(spareq, spare);
 
 /* A `spawn` or `restart` request waiting until its workers are ready. */
 struct spawn_req {
@@ -174,6 +198,10 @@ struct type_rt {
 	bool min_paused;       /* `stop TYPE` pauses the min refill */
 	bool restarts_pending; /* the next spawn replaces a crashed worker */
 	bool refill_queued;    /* on the daemon's refill list */
+	bool had_demand;       /* a call spawned a worker on demand (spares "auto") */
+	bool spares_broken;    /* a spare died before use: none until a worker is ready */
+	struct spareq spares;
+	unsigned nspares;
 	TAILQ_ENTRY(type_rt) rentry;
 	struct workerq workers;
 	struct workerq idle; /* idle workers, most recently used first */
@@ -225,6 +253,8 @@ struct daemon {
 	struct workerq reaped; /* exits collected by the waitpid loop, handled after it */
 	unsigned nworkers;
 	uint64_t next_worker_id;
+	uint64_t next_cg_id;	  /* worker cgroups are numbered apart: spares have no id */
+	struct spareq dead_spares; /* discarded spares, until reaped */
 	uint64_t next_call_seq;
 	uint64_t start_ms;
 	struct stats stats;
@@ -268,11 +298,22 @@ void logcap_flush(struct worker *w);
 struct loghist *loghist_new(size_t cap);
 void loghist_put(struct loghist *h);
 
+/* launch.c */
+int launch_proc(struct type_rt *t, bool hold, struct wproc *p, char *errbuf, size_t errlen);
+void wproc_close(struct wproc *p);
+bool spare_make(struct type_rt *t);
+bool spare_take(struct type_rt *t, struct wproc *p);
+void spares_discard(struct type_rt *t);
+bool spare_reaped(struct daemon *d, pid_t pid, int wstatus);
+void spares_finish(struct daemon *d);
+
 /* spawn.c */
 struct sandbox_plan;
 int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int memfd, int outw,
-			 int errw, const struct type_config *tc, const struct sandbox_plan *plan,
-			 pid_t *ret_pid, char *errbuf, size_t errlen);
+			 int errw, int go_r, const struct type_config *tc,
+			 const struct sandbox_plan *plan, pid_t *ret_pid, int *status_r, char *errbuf,
+			 size_t errlen);
+bool spawn_status_message(const int msg[2], const char *prog, char *buf, size_t len);
 char *spawn_find_worker_binary(void);
 void spawn_init(void);
 

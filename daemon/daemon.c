@@ -116,6 +116,9 @@ void daemon_begin_shutdown(struct daemon *d, uint64_t timeout_ms)
 		return;
 	d->shutting_down = true;
 	log_notice("shutting down: draining %u workers", d->nworkers);
+	struct type_rt *t;
+	TAILQ_FOREACH(t, &d->types, entry)
+	spares_discard(t);
 	sd_notifyf("STOPPING=1");
 	d->shutdown_timer = evtimer_new(d->base, daemon_on_shutdown_timeout, d);
 	struct timeval tv = tv_ms(timeout_ms);
@@ -210,6 +213,7 @@ int daemon_run(struct config *cfg, const char *config_path, const char *socket_a
 	TAILQ_INIT(&d->refill);
 	TAILQ_INIT(&d->workers);
 	TAILQ_INIT(&d->reaped);
+	TAILQ_INIT(&d->dead_spares);
 	d->worker_path = spawn_find_worker_binary();
 	if (access(d->worker_path, X_OK) < 0)
 		log_warn("worker binary %s: %s", d->worker_path, strerror(errno));
@@ -254,6 +258,7 @@ out:
 		event_free(d->shutdown_timer);
 	metrics_free(d->metrics);
 	server_free(d->server, d->socket_path);
+	spares_finish(d);
 	daemon_free_types(d);
 	config_holder_put(d->cfg);
 	if (d->base) {

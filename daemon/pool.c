@@ -113,6 +113,7 @@ static struct worker *pool_spawn_one(struct type_rt *t, const char *key, char *e
 		stats_on_restart(t);
 		t->restarts_pending = false;
 	}
+	pool_reconcile(t); /* the spare it may have taken */
 	return w;
 }
 
@@ -121,6 +122,23 @@ static bool pool_below_min(const struct type_rt *t)
 {
 	return !t->retired && !t->d->shutting_down && pool_may_spawn(t) &&
 	       pool_live(t) < pool_min(t) && t->nworkers < t->cfg->pool.max;
+}
+
+/* The spares t keeps now: pool.spares, or "auto": 1 once min > 0 or a call spawned on demand. */
+unsigned pool_spares_wanted(const struct type_rt *t)
+{
+	if (t->retired || t->d->shutting_down || t->min_paused || t->spares_broken)
+		return 0;
+	int32_t n = t->cfg->pool.spares;
+	if (n == SPARES_AUTO)
+		n = pool_min(t) > 0 || t->had_demand ? 1 : 0;
+	return (unsigned)n;
+}
+
+/* Does t need one more spare now (after its min workers)? */
+static bool pool_needs_spare(const struct type_rt *t)
+{
+	return pool_may_spawn(t) && t->nspares < pool_spares_wanted(t);
 }
 
 /* Run the refill event on a later loop turn, after the loop has polled again: an
@@ -135,14 +153,15 @@ static void pool_refill_soon(struct daemon *d)
 void pool_reconcile(struct type_rt *t)
 {
 	struct daemon *d = t->d;
-	if (t->refill_queued || !pool_below_min(t))
+	if (t->refill_queued || !(pool_below_min(t) || pool_needs_spare(t)))
 		return;
 	t->refill_queued = true;
 	TAILQ_INSERT_TAIL(&d->refill, t, rentry);
 	pool_refill_soon(d);
 }
 
-/* The refill event: one spawn per loop turn, round robin over the types below min. */
+/* The refill event: one spawn per loop turn, round robin over the types below min,
+ * then their spares. */
 void pool_on_refill(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -165,10 +184,15 @@ void pool_on_refill(evutil_socket_t fd, short what, void *arg)
 	d->refill_yields = 0;
 	TAILQ_REMOVE(&d->refill, t, rentry);
 	t->refill_queued = false;
-	if (pool_below_min(t) && !pool_spawn_one(t, NULL, err, sizeof(err))) {
-		pool_note_crash(t);
-		if (!pool_in_backoff(t))
-			pool_delay(t, t->cfg->restart.backoff_ms[0]); /* never a tight loop */
+	if (pool_below_min(t)) {
+		if (!pool_spawn_one(t, NULL, err, sizeof(err))) {
+			pool_note_crash(t);
+			if (!pool_in_backoff(t))
+				pool_delay(t,
+					   t->cfg->restart.backoff_ms[0]); /* never a tight loop */
+		}
+	} else if (pool_needs_spare(t)) {
+		spare_make(t); /* a failure stops the spares (spares_broken) */
 	}
 	pool_reconcile(t);
 	if (!TAILQ_EMPTY(&d->refill))
@@ -273,6 +297,7 @@ static bool pool_grow(struct type_rt *t, const char *key, char *err, size_t errl
 			pool_evict_idle(t, key);
 		return false;
 	}
+	t->had_demand = true;
 	return pool_spawn_one(t, key, err, errlen) != NULL;
 }
 
@@ -536,9 +561,11 @@ void pool_worker_ready(struct worker *w)
 		evtimer_add(w->healthy_timer, &tv);
 	}
 	pool_worker_unready(w, NULL);
+	t->spares_broken = false; /* its sandbox works: spares may try again */
 	pool_pump(t);
 	if (w->state == W_IDLE && !w->call)
 		pool_worker_idle(w);
+	pool_reconcile(t);
 	daemon_changed(w->d);
 }
 
@@ -568,13 +595,16 @@ void pool_worker_exited(struct type_rt *t, const struct worker_exit *e)
 	if (e->crash)
 		pool_note_crash(t);
 	if (!asked) {
-		type_note_failure(t, e->id, e->reason);
+		type_note_failure(t, e->id, e->spawn_err ? e->spawn_err : e->reason);
 		t->restarts_pending = true;
 	}
 	if (e->before_ready && !asked) {
 		char why[200];
-		snprintf(why, sizeof(why), "%s%s", e->reason,
-			 e->cause == EXIT_START_TIMEOUT ? "" : " before ready");
+		if (e->spawn_err)
+			snprintf(why, sizeof(why), "%s", e->spawn_err);
+		else
+			snprintf(why, sizeof(why), "%s%s", e->reason,
+				 e->cause == EXIT_START_TIMEOUT ? "" : " before ready");
 		pool_fail_unstartable(t, why);
 	}
 	if (t->retired && t->nworkers == 0) {

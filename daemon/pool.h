@@ -29,10 +29,13 @@ struct worker_exit {
 	bool crash;	   /* counts toward burst */
 	bool before_ready; /* died before its handshake */
 	const char *reason;
+	const char *spawn_err; /* the step that failed before execve, or NULL */
 };
 
 /* Live workers of t: starting, idle and busy. */
 unsigned pool_live(const struct type_rt *t);
+/* The spares t keeps now (pool.spares, "auto" resolved). */
+unsigned pool_spares_wanted(const struct type_rt *t);
 /* Is t in crash-loop backoff? */
 bool pool_in_backoff(const struct type_rt *t);
 /* Take a new call: to an idle worker, into the queue (growing the pool), or refused. */

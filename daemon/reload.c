@@ -18,6 +18,7 @@ static void reload_retire(struct daemon *d, struct type_rt *t, struct type_rt *s
 
 	TAILQ_REMOVE(&d->types, t, entry);
 	t->retired = true;
+	spares_discard(t); /* made for the old configuration */
 	if (t->refill_queued) {
 		TAILQ_REMOVE(&d->refill, t, rentry);
 		t->refill_queued = false;

@@ -1,13 +1,28 @@
 /*
- * spawn.c - start one worker process.
+ * spawn.c - start one worker process, off the loop's critical path.
  *
- * A plain fork() copies the page tables of every mapping, and the daemon maps
- * every worker's ring: spawn cost would grow with the number of workers.  So
- * the child is a clone(CLONE_VM|CLONE_VFORK) on a private stack: it shares our
- * memory until it calls execve, the parent sleeps meanwhile, and the child does
- * only async-signal-safe work.  Signals are blocked around the clone; the child
- * resets every disposition before unblocking.  A close-on-exec error pipe
- * carries errno back when something fails before or at execve.
+ * A plain fork() of the daemon would run the whole sandbox setup (namespaces,
+ * mount view, Landlock, seccomp) and the execve while the loop waits.  So:
+ *
+ *   corrald --clone(CLONE_VM|CLONE_VFORK)--> first child (our memory, our stack
+ *       | waits                          |  for a moment): fds into place,
+ *       |                                |  cgroups, open_tree of the ro paths,
+ *       |                                |  uid switch
+ *       |                                +--clone(namespaces|CLONE_PARENT)--> worker
+ *       |  <-- first child exits            (a copy-on-write copy: our child, pid 1
+ *       v                                    of its namespace) maps, mounts,
+ *   back to the loop at once                  Landlock, seccomp, [wait for go], execve
+ *
+ * The first child shares our memory, so it costs no page-table copy and tells
+ * us the worker's pid through it; it does only async-signal-safe work.  The
+ * worker is a copy of the first child made by clone() without CLONE_VM, so it
+ * runs in parallel with the daemon, on the other CPU.  It reports a failed
+ * step (step, errno) on a close-on-exec status pipe whose read end the caller
+ * watches: EOF without a message means the execve happened.
+ *
+ * A spare (pool.spares) is the same process told to wait before execve: it
+ * blocks reading its "go" pipe (fd 7), already inside its namespaces, mount
+ * view and filters; one byte sends it on to execve, EOF makes it exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,13 +66,15 @@ struct child_args {
 	int src[5]; /* fds to place at 0..4 */
 	int errpipe;
 	int exec_src;	   /* the program's fd (plan->exec_fd or its slot), or -1 */
+	int go_src;	   /* a spare's go pipe (read end, or its slot), or -1 */
 	int unshare_below; /* >0: the fd table is shared (CLONE_FILES); keep only fds below */
 	const struct type_config *tc;
 	const struct sandbox_plan *plan;
-	void *stack2; /* stack of the namespaced grandchild */
+	void *stack2; /* stack of the worker (a copy of ours once it runs) */
 	size_t stack2_size;
 	bool nproc_limit;
-	pid_t worker_pid; /* the grandchild, when namespaces put the worker one level down */
+	bool hold;	  /* a spare: wait on fd 7 before execve */
+	pid_t worker_pid; /* the worker, told back by the first child */
 };
 
 enum {
@@ -72,6 +89,7 @@ enum {
 	STEP_MOUNTS,
 	STEP_SECCOMP,
 	STEP_LANDLOCK,
+	STEP_HOLD,
 	STEP_EXEC,
 };
 
@@ -167,6 +185,19 @@ CHILD_CODE static int child_final(void *arg)
 	if (p->filter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->filter) < 0)
 		child_fail(a, STEP_SECCOMP, errno);
 
+	/* A spare: everything is in place but the program.  One byte: go on; EOF
+	 * (the daemon discarded us, or is gone): leave quietly. */
+	if (a->hold) {
+		char go;
+		ssize_t n;
+		do
+			n = read(7, &go, 1);
+		while (n < 0 && errno == EINTR);
+		if (n != 1)
+			_exit(0);
+		close(7);
+	}
+
 	if (p->exec_fd >= 0)
 		syscall(SYS_execveat, 6, "", a->argv, p->envp ? p->envp : environ, AT_EMPTY_PATH);
 	else
@@ -187,16 +218,18 @@ CHILD_CODE static int child_main(void *arg)
 	    syscall(SYS_close_range, a->unshare_below, ~0U, CLOSE_RANGE_UNSHARE) < 0)
 		child_fail(a, STEP_DUP, errno);
 
-	/* Move everything out of the way of 0..6 first, then into place:
-	 * 0-4 the worker's fds, 5 the error pipe, 6 the program to exec (both
-	 * close-on-exec). */
-	int tmpx = -1;
+	/* Move everything out of the way of 0..7 first, then into place:
+	 * 0-4 the worker's fds, 5 the status pipe, 6 the program to exec, 7 the go
+	 * pipe of a spare (the last three close-on-exec). */
+	int tmpx = -1, tmpg = -1;
 	for (int i = 0; i < 5; i++) {
 		tmp[i] = fcntl(a->src[i], F_DUPFD, 16);
 		if (tmp[i] < 0)
 			child_fail(a, STEP_DUP, errno);
 	}
 	if (a->exec_src >= 0 && (tmpx = fcntl(a->exec_src, F_DUPFD, 16)) < 0)
+		child_fail(a, STEP_DUP, errno);
+	if (a->go_src >= 0 && (tmpg = fcntl(a->go_src, F_DUPFD, 16)) < 0)
 		child_fail(a, STEP_DUP, errno);
 	int ep = fcntl(a->errpipe, F_DUPFD_CLOEXEC, 16);
 	if (ep < 0)
@@ -210,29 +243,30 @@ CHILD_CODE static int child_main(void *arg)
 	a->errpipe = 5;
 	if (tmpx >= 0 && dup3(tmpx, 6, O_CLOEXEC) < 0)
 		child_fail(a, STEP_DUP, errno);
-	if (syscall(SYS_close_range, 7, ~0U, 0) < 0) {
-		for (int fd = 7; fd < 65536; fd++)
+	if (tmpg >= 0 && dup3(tmpg, 7, O_CLOEXEC) < 0)
+		child_fail(a, STEP_DUP, errno);
+	if (syscall(SYS_close_range, 8, ~0U, 0) < 0) {
+		for (int fd = 8; fd < 65536; fd++)
 			close(fd);
 	}
 	if (p->cgroup_procs && (r = -write_cgroup(p->cgroup_procs)) > 0)
 		child_fail(a, STEP_CGROUP, r);
 	if (p->pids_procs && (r = -write_cgroup(p->pids_procs)) > 0)
 		child_fail(a, STEP_CGROUP, r);
-	if (!(p->ns & NS_ALL))
-		return child_final(a);
 
 	/*
 	 * Namespaces: drop to the worker's uid first (a user namespace maps only
 	 * our own ids without privilege), then clone the worker into the new
 	 * namespaces as the daemon's child (CLONE_PARENT): it is pid 1 of its pid
-	 * namespace and the daemon reaps it directly.
+	 * namespace and the daemon reaps it directly.  Without CLONE_VM it runs on
+	 * by itself while the daemon goes back to its loop.
 	 */
 	/* Still privileged and in our mount namespace: take the trees to show. */
 	if ((p->ns & NS_MOUNT) && p->ro_fds)
 		sandbox_child_trees(p);
 	if (p->switch_user && (p->ns & NS_USER) && (r = switch_user(p)) < 0)
 		child_fail(a, STEP_USER, -r);
-	int flags = CLONE_VM | CLONE_VFORK | CLONE_PARENT;
+	int flags = CLONE_PARENT;
 	if (p->ns & NS_USER)
 		flags |= CLONE_NEWUSER;
 	if (p->ns & NS_PID)
@@ -290,6 +324,8 @@ static const char *step_name(int step)
 		return "cannot install the seccomp filter";
 	case STEP_LANDLOCK:
 		return "cannot apply the Landlock ruleset";
+	case STEP_HOLD:
+		return "cannot wait as a spare";
 	default:
 		return "exec";
 	}
@@ -300,9 +336,10 @@ static const char *step_name(int step)
  * reserved while the daemon is young.  A spawn parks the child's fds there,
  * clones with a shared fd table, and the child unshares only [0, slot_limit)
  * with close_range(CLOSE_RANGE_UNSHARE): a plain clone copies the whole table.
- * 0 devnull, 1 stdout, 2 stderr, 3 socket, 4 ring, 5 error pipe, 6 program.
+ * 0 devnull, 1 stdout, 2 stderr, 3 socket, 4 ring, 5 status pipe, 6 program,
+ * 7 go pipe.
  */
-#define SLOT_N 7
+#define SLOT_N 8
 static int slots[SLOT_N];
 static int slot_limit = -1; /* -1 not tried, 0 unavailable (old kernel), else max + 1 */
 
@@ -340,11 +377,6 @@ static void *stack_new(size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/*
- * Start argv[0] with sock, memfd, outw, errw at fds 3, 4, 1, 2 and /dev/null at
- * 0, isolated per plan.  Returns 0 with *ret_pid (the worker, our child), or
- * -1 with a message in errbuf.
- */
 static int devnull = -1;
 
 /* Open /dev/null and reserve the low slots: call once the listening socket is in place. */
@@ -356,9 +388,26 @@ void spawn_init(void)
 		slots_ready(devnull);
 }
 
+/* The message of a status pipe (the step and errno a failed child wrote), into buf. */
+bool spawn_status_message(const int msg[2], const char *prog, char *buf, size_t len)
+{
+	if (msg[0] < STEP_DUP || msg[0] > STEP_EXEC)
+		return false;
+	snprintf(buf, len, "%s %s: %s", step_name(msg[0]), prog, strerror(msg[1]));
+	return true;
+}
+
+/*
+ * Start argv[0] with sock, memfd, outw, errw at fds 3, 4, 1, 2 and /dev/null at
+ * 0, isolated per plan; a spare (go_r >= 0) waits for a byte on go_r before
+ * execve.  Returns 0 with *ret_pid (the worker, our child, still setting up)
+ * and *status_r (the status pipe's read end: a message on failure, EOF at
+ * execve), or -1 with a message in errbuf.
+ */
 int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int memfd, int outw,
-			 int errw, const struct type_config *tc, const struct sandbox_plan *plan,
-			 pid_t *ret_pid, char *errbuf, size_t errlen)
+			 int errw, int go_r, const struct type_config *tc,
+			 const struct sandbox_plan *plan, pid_t *ret_pid, int *status_r,
+			 char *errbuf, size_t errlen)
 {
 	struct child_args a = {0};
 	int pipefd[2];
@@ -394,11 +443,14 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 	a.src[4] = memfd;
 	a.errpipe = pipefd[1];
 	a.exec_src = plan->exec_fd;
+	a.go_src = go_r;
+	a.hold = go_r >= 0;
 	int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
 	if (slots_ready(devnull)) {
 		/* Park the child's fds in the low slots and share our table with it: it
 		 * unshares only the slots (see child_main). */
-		int src[SLOT_N] = {devnull, outw, errw, sock, memfd, pipefd[1], plan->exec_fd};
+		int src[SLOT_N] = {devnull, outw,      errw,	      sock,
+				   memfd,   pipefd[1], plan->exec_fd, go_r};
 		for (int i = 1; i < SLOT_N; i++)
 			if (src[i] >= 0)
 				dup3(src[i], slots[i], O_CLOEXEC);
@@ -406,6 +458,7 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 			a.src[i] = slots[i];
 		a.errpipe = slots[5];
 		a.exec_src = plan->exec_fd >= 0 ? slots[6] : -1;
+		a.go_src = go_r >= 0 ? slots[7] : -1;
 		a.unshare_below = slot_limit;
 		flags |= CLONE_FILES;
 	}
@@ -413,6 +466,7 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 	a.plan = plan;
 	a.stack2 = d->spawn_stack2;
 	a.stack2_size = d->spawn_stack_size;
+	a.worker_pid = -1;
 	/* RLIMIT_NPROC counts every process of a uid (per user namespace): only a
 	 * worker with a uid namespace of its own can take it without sharing ours. */
 	a.nproc_limit = (plan->ns & NS_USER) != 0;
@@ -423,7 +477,7 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 	int saved = errno;
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (flags & CLONE_FILES)
-		/* Let go of the worker's ends (and the error pipe's, for its EOF). */
+		/* Let go of the worker's ends (and the status pipe's, for its EOF). */
 		for (int i = 1; i < SLOT_N; i++)
 			dup3(devnull, slots[i], O_CLOEXEC);
 	close(pipefd[1]);
@@ -432,31 +486,22 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 		snprintf(errbuf, errlen, "clone: %s", strerror(saved));
 		return -1;
 	}
-	if (plan->ns & NS_ALL) {
-		/* The intermediate child has exited; the worker is a.worker_pid. */
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		pid = a.worker_pid;
-	}
-	/* CLONE_VFORK: the worker has exec'd or died; the pipe holds the verdict. */
-	int msg[2];
-	ssize_t n;
-	do
-		n = read(pipefd[0], msg, sizeof(msg));
-	while (n < 0 && errno == EINTR);
-	close(pipefd[0]);
-	if (n == (ssize_t)sizeof(msg)) {
-		snprintf(errbuf, errlen, "%s %s: %s", step_name(msg[0]), argv[0], strerror(msg[1]));
-		/* The child has already exited 127: collect it here, not in the reaper. */
-		while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
+	/* The first child has exited (or failed before the worker's clone). */
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (a.worker_pid <= 0) {
+		int msg[2] = {0, 0};
+		ssize_t n = read(pipefd[0], msg, sizeof(msg));
+		close(pipefd[0]);
+		if (n != (ssize_t)sizeof(msg) ||
+		    !spawn_status_message(msg, argv[0], errbuf, errlen))
+			snprintf(errbuf, errlen, "cannot start %s: the spawn child failed",
+				 argv[0]);
 		return -1;
 	}
-	if (pid <= 0) {
-		snprintf(errbuf, errlen, "cannot start %s: the spawn child failed", argv[0]);
-		return -1;
-	}
-	*ret_pid = pid;
+	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	*ret_pid = a.worker_pid;
+	*status_r = pipefd[0];
 	return 0;
 }
 

@@ -171,6 +171,7 @@ struct type_rt *type_new(struct daemon *d, struct config_holder *h, const struct
 	TAILQ_INIT(&t->workers);
 	TAILQ_INIT(&t->idle);
 	TAILQ_INIT(&t->queue);
+	TAILQ_INIT(&t->spares);
 	t->crash_ts = calloc(tc->restart.burst + 1, sizeof(uint64_t));
 	t->backoff_timer = evtimer_new(d->base, type_on_backoff, t);
 	if (!t->name || !t->crash_ts || !t->backoff_timer)
@@ -186,6 +187,7 @@ void type_destroy(struct type_rt *t)
 	char msg[300];
 	snprintf(msg, sizeof(msg), "type %s removed", t->name);
 	pool_fail_queue(t, CTL_SHUTTING_DOWN, msg);
+	spares_discard(t);
 	if (t->refill_queued)
 		TAILQ_REMOVE(&t->d->refill, t, rentry);
 	event_free(t->backoff_timer);
@@ -295,6 +297,6 @@ json_t *type_describe(struct type_rt *t)
 	}
 	return json_pack("{s:o,s:{s:o,s:o},s:o,s:I,s:o,s:o}", "type", cfg, "sandbox", "active",
 			 type_layer_names(t->sb_active), "missing", type_layer_names(t->sb_missing),
-			 "workers", workers, "spares", (json_int_t)t->nstate[W_IDLE], "backoff",
-			 backoff, "last_failures", fails);
+			 "workers", workers, "spares", (json_int_t)t->nspares, "backoff", backoff,
+			 "last_failures", fails);
 }

@@ -325,66 +325,36 @@ static void worker_arm(struct worker *w, uint64_t ms)
 	evtimer_add(w->timer, &tv);
 }
 
-/* Build the argv for a worker of type tc; strings live in kb. */
-static char **worker_argv(struct daemon *d, const struct type_config *tc, char *kb, size_t kblen)
+/* Read the spawn's status pipe: a failure message (kept for the exit), or EOF at execve. */
+static void worker_read_status(struct worker *w)
 {
-	size_t n = 0, i = 0;
-	for (char **e = tc->exec; e && *e; e++)
-		n++;
-	char **argv = calloc(n + 8, sizeof(char *));
-	if (!argv)
-		return NULL;
-	snprintf(kb, kblen, "%llu", (unsigned long long)tc->limits.output_kb);
-	switch (tc->mode) {
-	case MODE_BUILTIN:
-		argv[i++] = d->worker_path;
-		argv[i++] = "builtin";
-		argv[i++] = tc->builtin;
-		argv[i++] = "--output-kb";
-		argv[i++] = kb;
-		if (tc->sandbox.seccomp == SECCOMP_STRICT && (d->sb_available & SB_SECCOMP)) {
-			argv[i++] = "--seccomp";
-			argv[i++] = "strict";
-		}
-		break;
-	case MODE_STDIO:
-		argv[i++] = d->worker_path;
-		argv[i++] = "stdio";
-		argv[i++] = "--output-kb";
-		argv[i++] = kb;
-		argv[i++] = "--";
-		for (char **e = tc->exec; e && *e; e++)
-			argv[i++] = *e;
-		break;
-	case MODE_NATIVE:
-		for (char **e = tc->exec; e && *e; e++)
-			argv[i++] = *e;
-		break;
+	if (w->status_fd < 0)
+		return;
+	int msg[2];
+	ssize_t n = read(w->status_fd, msg, sizeof(msg));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n == (ssize_t)sizeof(msg)) {
+		const struct type_config *tc = w->type->cfg;
+		const char *prog = tc->mode == MODE_NATIVE ? tc->exec[0] : w->d->worker_path;
+		spawn_status_message(msg, prog, w->spawn_err, sizeof(w->spawn_err));
 	}
-	argv[i] = NULL;
-	return argv;
+	event_free(w->ev_status);
+	w->ev_status = NULL;
+	close(w->status_fd);
+	w->status_fd = -1;
 }
 
-/* The environment of a native worker that loads "strict" itself after init. */
-static char **worker_envp(void)
+/* The status pipe is readable. */
+static void worker_on_status(evutil_socket_t fd, short what, void *arg)
 {
-	size_t n = 0, j = 0;
-	for (char **e = environ; *e; e++)
-		n++;
-	char **envp = calloc(n + 2, sizeof(char *));
-	if (!envp)
-		fatal("out of memory");
-	for (char **e = environ; *e; e++)
-		if (strncmp(*e, "CORRAL_SECCOMP=", 15) != 0)
-			envp[j++] = *e;
-	envp[j++] = "CORRAL_SECCOMP=strict";
-	envp[j] = NULL;
-	return envp;
+	(void)fd;
+	(void)what;
+	worker_read_status(arg);
 }
 
 /* The worker object around a started process; its channels watched. */
-static struct worker *worker_new(struct type_rt *t, const char *key, pid_t pid, int sock,
-				 int out_fd, int err_fd, struct ring_area *ring, bool in_cgroup)
+static struct worker *worker_new(struct type_rt *t, const char *key, struct wproc *p)
 {
 	struct daemon *d = t->d;
 	struct worker *w = calloc(1, sizeof(*w));
@@ -393,25 +363,30 @@ static struct worker *worker_new(struct type_rt *t, const char *key, pid_t pid, 
 	w->d = d;
 	w->type = t;
 	w->id = ++d->next_worker_id;
-	w->in_cgroup = in_cgroup;
-	w->pid = pid;
+	w->in_cgroup = p->in_cgroup;
+	w->cg_id = p->cg_id;
+	w->pid = p->pid;
 	w->key = key ? strdup(key) : NULL;
 	w->state = W_STARTING;
 	w->started_ms = now_ms();
-	w->sock = sock;
-	w->out_fd = out_fd;
-	w->err_fd = err_fd;
-	w->ring = *ring;
+	w->sock = p->sock;
+	w->out_fd = p->out_fd;
+	w->err_fd = p->err_fd;
+	w->status_fd = p->status_fd;
+	w->ring = p->ring;
 	w->ev_sock = event_new(d->base, w->sock, EV_READ | EV_PERSIST, worker_on_sock, w);
 	w->ev_out = event_new(d->base, w->out_fd, EV_READ | EV_PERSIST, worker_on_log, w);
 	w->ev_err = event_new(d->base, w->err_fd, EV_READ | EV_PERSIST, worker_on_log, w);
+	w->ev_status = event_new(d->base, w->status_fd, EV_READ | EV_PERSIST, worker_on_status, w);
 	w->timer = evtimer_new(d->base, worker_on_timer, w);
 	w->healthy_timer = evtimer_new(d->base, pool_on_healthy, w);
-	if (!w->ev_sock || !w->ev_out || !w->ev_err || !w->timer || !w->healthy_timer)
+	if (!w->ev_sock || !w->ev_out || !w->ev_err || !w->ev_status || !w->timer ||
+	    !w->healthy_timer)
 		fatal("out of memory");
 	event_add(w->ev_sock, NULL);
 	event_add(w->ev_out, NULL);
 	event_add(w->ev_err, NULL);
+	event_add(w->ev_status, NULL);
 	worker_arm(w, t->cfg->limits.start_timeout_ms);
 	TAILQ_INSERT_TAIL(&t->workers, w, tentry);
 	TAILQ_INSERT_TAIL(&d->workers, w, dentry);
@@ -419,110 +394,23 @@ static struct worker *worker_new(struct type_rt *t, const char *key, pid_t pid, 
 	t->nstate[W_STARTING]++;
 	d->nworkers++;
 	stats_on_spawn(t);
-	log_debug("spawned %s worker %llu pid %d", t->name, (unsigned long long)w->id, (int)pid);
+	log_debug("spawned %s worker %llu pid %d", t->name, (unsigned long long)w->id, (int)w->pid);
 	server_emit_watch(d, w, NULL);
 	return w;
 }
 
 /*
- * Spawn one worker of type t (serving key, or NULL).  Returns the worker in
- * state starting, or NULL with a message in errbuf.
+ * Spawn one worker of type t (serving key, or NULL): a spare sent on to
+ * execve when t has one, else a new process.  Returns the worker in state
+ * starting (its sandbox setup and execve may still fail: then it exits
+ * with spawn_err set), or NULL with a message in errbuf.
  */
 struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, size_t errlen)
 {
-	struct daemon *d = t->d;
-	const struct type_config *tc = t->cfg;
-	int sp[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1}, memfd = -1;
-	struct ring_area ring = {0};
-	char kb[32];
-	char **argv = NULL;
-	pid_t pid;
-	int r;
-
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
-		snprintf(errbuf, errlen, "socketpair: %s", strerror(errno));
-		goto fail;
-	}
-	uint32_t cap = tc->ring_kb * 1024u;
-	r = ring_area_create(cap, cap, &memfd, &ring);
-	if (r < 0) {
-		snprintf(errbuf, errlen, "cannot create the ring: %s", strerror(-r));
-		goto fail;
-	}
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
-		goto fail;
-	}
-	argv = worker_argv(d, tc, kb, sizeof(kb));
-	if (!argv) {
-		snprintf(errbuf, errlen, "out of memory");
-		goto fail;
-	}
-	uint64_t id = d->next_worker_id + 1;
-	struct sandbox_plan plan = {
-	    .ns = t->ns,
-	    .switch_user = t->switch_user,
-	    .uid = t->uid,
-	    .gid = t->gid,
-	    .ro_paths = t->ro_paths,
-	    .ro_fds = d->uid_root ? t->ro_fds : NULL,
-	    .tmpfs = tc->sandbox.tmpfs,
-	    .filter = t->use_filter ? sandbox_default_filter() : NULL,
-	};
-	/* The program runs from an fd we open: no path walk as the worker's uid, and no
-	 * need for the mount namespace to show it.  Scripts need their path (#!). */
-	const char *prog = tc->mode == MODE_NATIVE ? tc->exec[0] : d->worker_path;
-	plan.exec_fd = t->exec_is_script ? -1 : open(prog, O_PATH | O_CLOEXEC);
-	bool in_cgroup = false;
-	if (t->use_cgroup || (d->sb_available & SB_PIDS)) {
-		int cr = sandbox_cgroup_create(id, t->use_cgroup ? tc->limits.memory_mb : 0,
-					       tc->limits.nproc, &plan);
-		if (cr == 0)
-			in_cgroup = true;
-		else
-			log_warn("type %s: cannot create the worker's cgroups (%s); using rlimits",
-				 t->name, strerror(-cr));
-	}
-	/* Native workers load "strict" themselves after init, asked through the environment. */
-	char **envp = NULL;
-	if (tc->mode == MODE_NATIVE && tc->sandbox.seccomp == SECCOMP_STRICT &&
-	    (d->sb_available & SB_SECCOMP))
-		envp = worker_envp();
-	plan.envp = envp;
-	int sr = spawn_worker_process(d, argv, sp[1], memfd, outp[1], errp[1], tc, &plan, &pid,
-				      errbuf, errlen);
-	if (plan.exec_fd >= 0)
-		close(plan.exec_fd);
-	free(envp);
-	if (sr < 0) {
-		if (in_cgroup)
-			sandbox_cgroup_finish(id, 0);
-		goto fail;
-	}
-	free(argv);
-	close(sp[1]);
-	close(outp[1]);
-	close(errp[1]);
-	close(memfd);
-	evutil_make_socket_nonblocking(sp[0]);
-	evutil_make_socket_nonblocking(outp[0]);
-	evutil_make_socket_nonblocking(errp[0]);
-	return worker_new(t, key, pid, sp[0], outp[0], errp[0], &ring, in_cgroup);
-
-fail:
-	free(argv);
-	for (int i = 0; i < 2; i++) {
-		if (sp[i] >= 0)
-			close(sp[i]);
-		if (outp[i] >= 0)
-			close(outp[i]);
-		if (errp[i] >= 0)
-			close(errp[i]);
-	}
-	if (memfd >= 0)
-		close(memfd);
-	ring_area_detach(&ring);
-	return NULL;
+	struct wproc p;
+	if (!spare_take(t, &p) && launch_proc(t, false, &p, errbuf, errlen) < 0)
+		return NULL;
+	return worker_new(t, key, &p);
 }
 
 /* Send one frame on w's channel. */
@@ -881,6 +769,10 @@ static void worker_release(struct worker *w)
 	event_free(w->ev_err);
 	event_free(w->timer);
 	event_free(w->healthy_timer);
+	if (w->ev_status)
+		event_free(w->ev_status);
+	if (w->status_fd >= 0)
+		close(w->status_fd);
 	close(w->sock);
 	if (w->out_fd >= 0)
 		close(w->out_fd);
@@ -899,15 +791,16 @@ static void worker_on_exit(struct worker *w)
 	struct daemon *d = w->d;
 	struct type_rt *t = w->type;
 
-	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->id, w->oom_kills);
+	worker_read_status(w); /* a failure before execve is written before the exit */
+	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->cg_id, w->oom_kills);
 	enum exit_cause cause = exit_cause_of(w->intent, w->wstatus, oom, t->ns & NS_PID);
 	bool young = !w->ready_ms || now_ms() - w->ready_ms < t->cfg->restart.healthy_ms;
 	bool crash = exit_cause_describe(cause, w->wstatus, t->ns & NS_PID, w->detail, young,
 					 w->reason, sizeof(w->reason)) &&
 		     !d->shutting_down;
 	stats_on_exit(t, crash);
-	log_info("%s worker %llu (pid %d) %s", t->name, (unsigned long long)w->id, (int)w->pid,
-		 w->reason);
+	log_info("%s worker %llu (pid %d) %s%s%s", t->name, (unsigned long long)w->id, (int)w->pid,
+		 w->reason, w->spawn_err[0] ? ": " : "", w->spawn_err);
 	/* Read what the pipes still hold, then close them. */
 	logcap_flush(w);
 	struct call *c = worker_detach_call(w);
@@ -922,17 +815,19 @@ static void worker_on_exit(struct worker *w)
 	    .before_ready = !w->ready_ms,
 	    .reason = w->reason,
 	};
-	pool_worker_unready(w, w->reason);
+	pool_worker_unready(w, w->spawn_err[0] ? w->spawn_err : w->reason);
 	t->nworkers--;
 	d->nworkers--;
 	t->nstate[W_EXITED]--;
 	/* Watchers hear "exited" only after every fd of the worker is closed. */
 	struct worker ghost = {.id = w->id, .pid = w->pid, .type = t, .state = W_EXITED};
-	char reason[sizeof(w->reason)];
+	char reason[sizeof(w->reason)], spawn_err[sizeof(w->spawn_err)];
 	memcpy(reason, w->reason, sizeof(reason));
+	memcpy(spawn_err, w->spawn_err, sizeof(spawn_err));
 	char *key = w->key;
 	w->key = NULL;
 	e.reason = reason;
+	e.spawn_err = spawn_err[0] ? spawn_err : NULL;
 	e.key = key;
 	worker_release(w);
 	server_emit_watch(d, &ghost, reason);
@@ -954,7 +849,8 @@ void worker_reap(struct daemon *d)
 		if (w->pid == pid && !w->reaped)
 			break;
 		if (!w) {
-			log_debug("reaped unknown child %d", (int)pid);
+			if (!spare_reaped(d, pid, status))
+				log_debug("reaped unknown child %d", (int)pid);
 			continue;
 		}
 		w->reaped = true;

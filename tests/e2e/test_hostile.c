@@ -36,13 +36,15 @@ struct env {
 	int base_fds;
 };
 
-/* Start the daemon; extra is appended inside the `bad` type's object (",\"limits\":..."). */
+/* Start the daemon; extra is appended inside the `bad` type's object (",\"limits\":...").
+ * No spares: the fd and child counts below are the workers' alone (test_spares.c
+ * covers spares). */
 static void env_up(struct env *e, const char *mode, const char *extra)
 {
 	hd_up(&e->d,
 	      "{\"types\":{"
-	      "\"echo\":{\"builtin\":\"echo\",\"pool\":{\"min\":1,\"max\":1}},"
-	      "\"bad\":{\"exec\":[\"%s\",\"%s\"],\"pool\":{\"max\":1},"
+	      "\"echo\":{\"builtin\":\"echo\",\"pool\":{\"min\":1,\"max\":1,\"spares\":0}},"
+	      "\"bad\":{\"exec\":[\"%s\",\"%s\"],\"pool\":{\"max\":1,\"spares\":0},"
 	      "\"restart\":{\"burst\":100}%s}}}",
 	      h_hostile(), mode, extra ? extra : "");
 	hc_open(&e->c, &e->d);
@@ -486,11 +488,11 @@ START_TEST(test_gauntlet)
 	char cfg[4096];
 	int off = snprintf(cfg, sizeof(cfg),
 			   "{\"types\":{\"echo\":{\"builtin\":\"echo\",\"pool\":{\"min\":1,"
-			   "\"max\":1}}");
+			   "\"max\":1,\"spares\":0}}");
 	for (size_t i = 0; modes[i]; i++)
-		off +=
-		    snprintf(cfg + off, sizeof(cfg) - (size_t)off,
-			     ",\"%s\":{\"exec\":[\"%s\",\"%s\"]}", modes[i], h_hostile(), modes[i]);
+		off += snprintf(cfg + off, sizeof(cfg) - (size_t)off,
+				",\"%s\":{\"exec\":[\"%s\",\"%s\"],\"pool\":{\"spares\":0}}",
+				modes[i], h_hostile(), modes[i]);
 	snprintf(cfg + off, sizeof(cfg) - (size_t)off, "}}");
 	hd_up(&e.d, "%s", cfg);
 	hc_open(&e.c, &e.d);
