@@ -135,10 +135,15 @@ unsigned pool_spares_wanted(const struct type_rt *t)
 	return (unsigned)n;
 }
 
-/* Does t need one more spare now (after its min workers)? */
+/*
+ * Does t need one more spare now?  Only once none of its workers is starting:
+ * making a spare copies the daemon (its page tables, then copy-on-write faults
+ * while the copy lives), which would slow the worker that just took one.
+ */
 static bool pool_needs_spare(const struct type_rt *t)
 {
-	return pool_may_spawn(t) && t->nspares < pool_spares_wanted(t);
+	return pool_may_spawn(t) && t->nstate[W_STARTING] == 0 &&
+	       t->nspares < pool_spares_wanted(t);
 }
 
 /* Run the refill event on a later loop turn, after the loop has polled again: an

@@ -1,28 +1,31 @@
 /*
- * spawn.c - start one worker process, off the loop's critical path.
+ * spawn.c - start one worker process.
  *
- * A plain fork() of the daemon would run the whole sandbox setup (namespaces,
- * mount view, Landlock, seccomp) and the execve while the loop waits.  So:
+ * A plain fork() copies the page tables of every mapping, and the daemon maps
+ * every worker's ring: spawn cost would grow with the number of workers, and
+ * each write the daemon makes to its memory while a forked child lives is a
+ * copy-on-write fault (with a TLB shootdown on the other CPU).  So:
  *
  *   corrald --clone(CLONE_VM|CLONE_VFORK)--> first child (our memory, our stack
  *       | waits                          |  for a moment): fds into place,
  *       |                                |  cgroups, open_tree of the ro paths,
  *       |                                |  uid switch
  *       |                                +--clone(namespaces|CLONE_PARENT)--> worker
- *       |  <-- first child exits            (a copy-on-write copy: our child, pid 1
- *       v                                    of its namespace) maps, mounts,
- *   back to the loop at once                  Landlock, seccomp, [wait for go], execve
+ *       |  <-- first child exits            (our child, pid 1 of its namespace):
+ *       v                                    maps, mounts, Landlock, seccomp,
+ *   back to the loop                         [wait for go], execve
  *
- * The first child shares our memory, so it costs no page-table copy and tells
- * us the worker's pid through it; it does only async-signal-safe work.  The
- * worker is a copy of the first child made by clone() without CLONE_VM, so it
- * runs in parallel with the daemon, on the other CPU.  It reports a failed
- * step (step, errno) on a close-on-exec status pipe whose read end the caller
- * watches: EOF without a message means the execve happened.
+ * The first child shares our memory, tells us the worker's pid through it and
+ * does only async-signal-safe work.  A worker started now shares it too
+ * (CLONE_VM|CLONE_VFORK): we wait for its execve, with no copy at all.  A
+ * failed step is reported (step, errno) on a close-on-exec status pipe: EOF
+ * without a message means the execve happened.
  *
- * A spare (pool.spares) is the same process told to wait before execve: it
- * blocks reading its "go" pipe (fd 7), already inside its namespaces, mount
- * view and filters; one byte sends it on to execve, EOF makes it exit.
+ * A spare (pool.spares) is the worker told to wait before execve: it blocks
+ * reading its "go" pipe (fd 7), already inside its namespaces, mount view and
+ * filters; one byte sends it on to execve, EOF makes it exit.  It cannot share
+ * our memory while it waits, so it is a copy-on-write copy (clone without
+ * CLONE_VM), made when the loop is idle; the caller watches its status pipe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -258,15 +261,17 @@ CHILD_CODE static int child_main(void *arg)
 	 * Namespaces: drop to the worker's uid first (a user namespace maps only
 	 * our own ids without privilege), then clone the worker into the new
 	 * namespaces as the daemon's child (CLONE_PARENT): it is pid 1 of its pid
-	 * namespace and the daemon reaps it directly.  Without CLONE_VM it runs on
-	 * by itself while the daemon goes back to its loop.
+	 * namespace and the daemon reaps it directly.  A spare runs on by itself
+	 * (a copy: it waits), any other worker shares our memory until its execve.
 	 */
 	/* Still privileged and in our mount namespace: take the trees to show. */
 	if ((p->ns & NS_MOUNT) && p->ro_fds)
 		sandbox_child_trees(p);
 	if (p->switch_user && (p->ns & NS_USER) && (r = switch_user(p)) < 0)
 		child_fail(a, STEP_USER, -r);
-	int flags = CLONE_PARENT;
+	if (!(p->ns & NS_ALL) && !a->hold)
+		return child_final(a);
+	int flags = a->hold ? CLONE_PARENT : CLONE_VM | CLONE_VFORK | CLONE_PARENT;
 	if (p->ns & NS_USER)
 		flags |= CLONE_NEWUSER;
 	if (p->ns & NS_PID)
@@ -399,10 +404,10 @@ bool spawn_status_message(const int msg[2], const char *prog, char *buf, size_t 
 
 /*
  * Start argv[0] with sock, memfd, outw, errw at fds 3, 4, 1, 2 and /dev/null at
- * 0, isolated per plan; a spare (go_r >= 0) waits for a byte on go_r before
- * execve.  Returns 0 with *ret_pid (the worker, our child, still setting up)
- * and *status_r (the status pipe's read end: a message on failure, EOF at
- * execve), or -1 with a message in errbuf.
+ * 0, isolated per plan.  Returns 0 with *ret_pid (the worker, our child, past
+ * its execve), or -1 with a message in errbuf.  A spare (go_r >= 0) waits for
+ * a byte on go_r before execve: then *status_r is the status pipe's read end
+ * (a message on failure, EOF at execve), else -1.
  */
 int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int memfd, int outw,
 			 int errw, int go_r, const struct type_config *tc,
@@ -486,22 +491,39 @@ int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int mem
 		snprintf(errbuf, errlen, "clone: %s", strerror(saved));
 		return -1;
 	}
-	/* The first child has exited (or failed before the worker's clone). */
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	if (a.worker_pid <= 0) {
-		int msg[2] = {0, 0};
-		ssize_t n = read(pipefd[0], msg, sizeof(msg));
-		close(pipefd[0]);
-		if (n != (ssize_t)sizeof(msg) ||
-		    !spawn_status_message(msg, argv[0], errbuf, errlen))
-			snprintf(errbuf, errlen, "cannot start %s: the spawn child failed",
-				 argv[0]);
+	/* The first child has exec'd, or exited after the worker's clone. */
+	if ((plan->ns & NS_ALL) || a.hold) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		pid = a.worker_pid;
+	}
+	*status_r = -1;
+	if (a.hold && pid > 0) {
+		fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+		*ret_pid = pid;
+		*status_r = pipefd[0];
+		return 0;
+	}
+	/* CLONE_VFORK: the worker has exec'd or died; the pipe holds the verdict. */
+	int msg[2];
+	ssize_t n;
+	do
+		n = read(pipefd[0], msg, sizeof(msg));
+	while (n < 0 && errno == EINTR);
+	close(pipefd[0]);
+	if (n == (ssize_t)sizeof(msg)) {
+		if (!spawn_status_message(msg, argv[0], errbuf, errlen))
+			snprintf(errbuf, errlen, "cannot start %s", argv[0]);
+		/* The child has already exited 127: collect it here, not in the reaper. */
+		while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 		return -1;
 	}
-	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-	*ret_pid = a.worker_pid;
-	*status_r = pipefd[0];
+	if (pid <= 0) {
+		snprintf(errbuf, errlen, "cannot start %s: the spawn child failed", argv[0]);
+		return -1;
+	}
+	*ret_pid = pid;
 	return 0;
 }
 

@@ -335,6 +335,7 @@ static void worker_read_status(struct worker *w)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n == (ssize_t)sizeof(msg)) {
+		/* A spare's execve failed (it has no program or no permission). */
 		const struct type_config *tc = w->type->cfg;
 		const char *prog = tc->mode == MODE_NATIVE ? tc->exec[0] : w->d->worker_path;
 		spawn_status_message(msg, prog, w->spawn_err, sizeof(w->spawn_err));
@@ -377,16 +378,19 @@ static struct worker *worker_new(struct type_rt *t, const char *key, struct wpro
 	w->ev_sock = event_new(d->base, w->sock, EV_READ | EV_PERSIST, worker_on_sock, w);
 	w->ev_out = event_new(d->base, w->out_fd, EV_READ | EV_PERSIST, worker_on_log, w);
 	w->ev_err = event_new(d->base, w->err_fd, EV_READ | EV_PERSIST, worker_on_log, w);
-	w->ev_status = event_new(d->base, w->status_fd, EV_READ | EV_PERSIST, worker_on_status, w);
+	if (w->status_fd >= 0)
+		w->ev_status =
+		    event_new(d->base, w->status_fd, EV_READ | EV_PERSIST, worker_on_status, w);
 	w->timer = evtimer_new(d->base, worker_on_timer, w);
 	w->healthy_timer = evtimer_new(d->base, pool_on_healthy, w);
-	if (!w->ev_sock || !w->ev_out || !w->ev_err || !w->ev_status || !w->timer ||
-	    !w->healthy_timer)
+	if (!w->ev_sock || !w->ev_out || !w->ev_err || (w->status_fd >= 0 && !w->ev_status) ||
+	    !w->timer || !w->healthy_timer)
 		fatal("out of memory");
 	event_add(w->ev_sock, NULL);
 	event_add(w->ev_out, NULL);
 	event_add(w->ev_err, NULL);
-	event_add(w->ev_status, NULL);
+	if (w->ev_status)
+		event_add(w->ev_status, NULL);
 	worker_arm(w, t->cfg->limits.start_timeout_ms);
 	TAILQ_INSERT_TAIL(&t->workers, w, tentry);
 	TAILQ_INSERT_TAIL(&d->workers, w, dentry);
