@@ -748,6 +748,7 @@ static void call_ring_result(struct corral_call *c, const void *payload, size_t 
 		worker_die(w, "cannot encode MSG_RESULT");
 		return;
 	}
+	w->bell_owed = owed; /* paid before any wait for room below */
 	while (!w->dead) {
 		r = ring_write_frame(&w->ring.tx, rec, (size_t)n);
 		if (r < 0) {
@@ -761,7 +762,7 @@ static void call_ring_result(struct corral_call *c, const void *payload, size_t 
 	}
 	call_spin_hit(c, &spin);
 	/* Owed: the daemon's flag was taken when the result bytes went in. */
-	if (!w->dead && (ring_producer_wake_needed(&w->ring.tx) || owed || w->bell_owed))
+	if (!w->dead && (ring_producer_wake_needed(&w->ring.tx) || w->bell_owed))
 		worker_doorbell(w);
 	w->bell_owed = false;
 }
