@@ -613,9 +613,9 @@ static void worker_ready(struct worker *w)
 }
 
 /* Calls queued in a worker's ring behind its current one: at most this many, */
-#define WORKER_PIPE_MAX 32u
+#define WORKER_PIPE_MAX 64u
 /* and no more than it serves in this long at the pace it has shown. */
-#define WORKER_PIPE_BUDGET_US 1000u
+#define WORKER_PIPE_BUDGET_US 2000u
 
 /* Its current call is over: fold the time it took into the worker's pace. */
 static void worker_note_done(struct worker *w)

@@ -2,7 +2,11 @@
  * libworker.c - libcorral-worker: the worker side of the daemon <-> worker
  * protocol (proto.h) and the call API of corral/worker.h.
  *
- * One worker, one call at a time, one thread.  Waits are blocking poll() on
+ * One worker, one call at a time, one thread.  Calls come as MSG_CALL frames
+ * on the socket or, without fds, as frame records in the ring (proto.h): the
+ * daemon queues the next ones there while we work, and we take them in order
+ * without a socket round trip, sleeping (and needing a doorbell) only when the
+ * ring is empty.  Waits are blocking poll() on
  * the control socket (fd 3) for doorbells, after an adaptive spin on the ring
  * (struct ring_spin: no longer than a wake costs, not while the daemon runs
  * on our CPU, less after spins that did not pay).  The sleep stays on the
