@@ -19,6 +19,8 @@
  *                              messages each through one relay process (one
  *                              poll loop) to 4 echo processes and back
  *   calls_per_s_vs_relay_pipelined  calls_per_s_16_clients against it
+ *   calls_per_s_16_clients_2_workers  the same 16 clients against a type of
+ *                              2 workers (one per CPU of a 2-CPU machine)
  *   spawn_ready_us_p50/p99     spawn count 1 until the reply (then stop it)
  *   bare_fork_exec_handshake_us_p50  baseline: posix_spawn of bench-hello,
  *                              which writes one byte on a socketpair
@@ -65,7 +67,8 @@ extern char **environ;
 
 static const char config[] =
     "{\"types\": {\n"
-    "  \"echo\": {\"builtin\": \"echo\", \"pool\": {\"min\": 4, \"max\": 4, \"queue\": 100000}},\n"
+    "  \"echo\": {\"builtin\": \"echo\", \"pool\": {\"min\": 4, \"max\": 4, \"queue\": 1024}},\n"
+    "  \"echo2\": {\"builtin\": \"echo\", \"pool\": {\"min\": 2, \"max\": 2, \"queue\": 1024}},\n"
     "  \"cold\": {\"builtin\": \"echo\", \"pool\": {\"min\": 0, \"max\": 1, \"idle_timeout_ms\": "
     "1},\n"
     "            \"sandbox\": {\"namespaces\": [], \"seccomp\": \"none\"}},\n"
@@ -77,7 +80,8 @@ static const char config[] =
     "}}\n";
 
 static char payload[MSG_LEN + 1];
-static double tput_s = TPUT_S; /* measured seconds of a throughput run */
+static double tput_s = TPUT_S;	       /* measured seconds of a throughput run */
+static const char *tput_type = "echo"; /* the type the throughput runs call */
 
 /* Format one call request; returns its length. */
 static int fmt_call(char *buf, size_t len, const char *type, unsigned long id)
@@ -398,7 +402,7 @@ static double throughput(struct bench_daemon *d, int nclients)
 		id[i] = 1;
 		size_t len = 0;
 		for (int k = 0; k < DEPTH; k++)
-			len += (size_t)fmt_call(out + len, sizeof(out) - len, "echo", id[i]++);
+			len += (size_t)fmt_call(out + len, sizeof(out) - len, tput_type, id[i]++);
 		bench_send_raw(&c[i], out, len);
 		pfd[i] = (struct pollfd){.fd = c[i].fd, .events = POLLIN};
 	}
@@ -442,8 +446,8 @@ static double throughput(struct bench_daemon *d, int nclients)
 			consume(cc, off);
 			done += (uint64_t)got;
 			for (int k = 0; k < got; k++)
-				len +=
-				    (size_t)fmt_call(out + len, sizeof(out) - len, "echo", id[i]++);
+				len += (size_t)fmt_call(out + len, sizeof(out) - len, tput_type,
+							id[i]++);
 			if (len)
 				bench_send_raw(cc, out, len);
 		}
@@ -774,6 +778,11 @@ int main(void)
 			double relay = relay_pipelined(MAX_CLIENTS);
 			printf("BENCH relay_pipelined_msgs_per_s %.0f msgs/s\n", relay);
 			printf("RATIO calls_per_s_vs_relay_pipelined %.3f\n", rate / relay);
+			/* One worker per CPU, as one would configure a 2-CPU machine. */
+			tput_type = "echo2";
+			printf("BENCH calls_per_s_16_clients_2_workers %.0f calls/s\n",
+			       throughput(&d, MAX_CLIENTS));
+			tput_type = "echo";
 		}
 	}
 

@@ -61,6 +61,23 @@ void call_free(struct call *c)
 	free(c);
 }
 
+/* Put c, which no worker began, back in its type's queue: after `after`, or at its head. */
+void call_requeue(struct call *c, struct call *after)
+{
+	struct type_rt *t = c->type;
+
+	c->worker = NULL;
+	c->ring = false;
+	c->rec_end = 0;
+	c->payload_off = 0;
+	if (after)
+		TAILQ_INSERT_AFTER(&t->queue, after, c, qentry);
+	else
+		TAILQ_INSERT_HEAD(&t->queue, c, qentry);
+	t->nqueued++;
+	c->queued = true;
+}
+
 /* Accept c: its timeout starts, the pool takes it. */
 void call_submit(struct call *c, uint64_t timeout_ms)
 {
@@ -80,6 +97,27 @@ static void call_reply_line(struct call *c, char *line, size_t len, int fd, enum
 	struct client *cl = c->client;
 
 	stats_on_call(c->d, c->type, mono_us() - c->start_us, code);
+	if (c->in_pipe) {
+		/* Still queued in its worker's ring: answered now, kept (without its
+		 * payload) until the worker is past it, so the ring's order holds. */
+		c->answered = true;
+		if (c->timer_set) {
+			event_del(&c->timer);
+			c->timer_set = false;
+		}
+		free(c->payload);
+		c->payload = NULL;
+		if (cl) {
+			LIST_REMOVE(c, centry);
+			c->client = NULL;
+			client_send_line(cl, line, len, fd);
+		} else {
+			free(line);
+			if (fd >= 0)
+				close(fd);
+		}
+		return;
+	}
 	if (c->worker) {
 		c->worker->call = NULL;
 		c->worker = NULL;
@@ -136,7 +174,7 @@ static void call_on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 
 	c->timer_set = false;
-	if (w) {
+	if (w && !c->in_pipe) { /* a call still queued in a ring leaves its worker alone */
 		w->call = NULL;
 		c->worker = NULL;
 		worker_event(w, WEV_CALL_TIMEOUT);
@@ -231,6 +269,10 @@ void call_complete(struct call *c, struct worker *w)
 	uint64_t worker = w->id;
 	uint64_t limit = c->type->cfg->limits.output_kb * 1024u;
 
+	if (c->answered) { /* replied already (timed out in the ring) */
+		call_free(c);
+		return;
+	}
 	if (c->res_status == RESULT_ERROR) {
 		/* A stdio program killed by the seccomp filter is a sandbox violation. */
 		const char *m = c->res_msg ? c->res_msg : "handler failed";

@@ -24,6 +24,8 @@ void call_complete(struct call *c, struct worker *w);
 /* Reply with an error and free c. */
 void call_fail(struct call *c, enum ctl_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Put c, which no worker began, back in its type's queue: after `after`, or at its head. */
+void call_requeue(struct call *c, struct call *after);
 /* Release a call and everything it holds (no reply). */
 void call_free(struct call *c);
 

@@ -62,7 +62,12 @@ struct call {
 	struct client *client; /* NULL once the client left */
 	json_t *req_id;	       /* the request's id */
 	struct type_rt *type;
-	struct worker *worker; /* set while a worker serves it */
+	struct worker *worker; /* set while a worker serves it (or has it queued in its ring) */
+	struct call *pnext;    /* the next call queued in the same worker's ring */
+	bool in_pipe;	       /* queued in its worker's ring behind the worker's current call */
+	bool ring;	       /* went through the ring (MSG_CALL record), not the socket */
+	bool answered;	  /* replied (timed out) while in_pipe: freed once the worker is past it */
+	uint64_t rec_end; /* ring position just past its MSG_CALL record */
 	char *key;
 	uint64_t seq; /* call id on the worker wire */
 	uint64_t start_us;
@@ -110,9 +115,14 @@ struct worker {
 	int out_fd, err_fd;
 	struct ring_area ring;
 	struct event *ev_sock, *ev_out, *ev_err;
-	struct event *timer;	     /* start timeout, stop timeout, or idle timeout */
-	struct event *healthy_timer; /* resets the type's backoff */
-	struct call *call;
+	struct event *timer;		     /* start timeout, stop timeout, or idle timeout */
+	struct event *healthy_timer;	     /* resets the type's backoff */
+	struct call *call;		     /* its current call */
+	struct call *pipe_first, *pipe_last; /* calls queued in its ring behind call, in order */
+	unsigned npipe;
+	bool ring_calls;	     /* takes calls through the ring (HELLO_F_RING_CALLS) */
+	uint64_t head_since_us;	     /* when its current call became current */
+	uint64_t svc_us;	     /* EWMA of the time a call takes it, as the daemon sees it */
 	struct spawn_req *spawn_req; /* a `spawn` or `restart` waiting for its readiness */
 	char *outbuf[2];	     /* partial log lines, stdout / stderr */
 	size_t outlen[2];

@@ -62,7 +62,7 @@ static int transfer_tx(struct worker *w, bool bell)
 		if (r < 0)
 			return -1;
 		c->payload_off += n;
-		if (n > 0 && ring_producer_wake_needed(&w->ring.tx) && bell &&
+		if (n > 0 && bell && ring_producer_wake_needed(&w->ring.tx) &&
 		    transfer_doorbell(w) < 0)
 			return -1;
 		if (c->payload_off >= c->payload_len)
@@ -117,26 +117,66 @@ static int transfer_append(struct call *c, const void *p, size_t n)
 	return 0;
 }
 
-/* Drain the worker's ring into its call. */
+static enum xfer result_apply(struct worker *w, struct call *c, const struct frame_hdr *hdr,
+			      const struct msg_result *res, const char **why);
+
+/* A MSG_RESULT record from the ring (n bytes at p): check it, apply it to w's current call. */
+static enum xfer transfer_ring_result(struct worker *w, const void *p, size_t n, const char **why)
+{
+	uint8_t rec[RING_FRAME_MAX];
+	struct frame f;
+	struct msg_result res;
+	struct call *c = w->call;
+
+	memcpy(rec, p, n); /* shared memory: copied once, then checked */
+	if (frame_parse(&f, rec, n) < 0 || f.hdr.type != MSG_RESULT || f.hdr.flags != 0 ||
+	    msg_result_decode(f.payload, f.hdr.len, &res) < 0) {
+		*why = "malformed result record";
+		return XFER_VIOLATION;
+	}
+	if (!c || !c->ring) {
+		*why = "a result record for no call in the ring";
+		return XFER_VIOLATION;
+	}
+	ring_consume(&w->ring.rx, n);
+	return result_apply(w, c, &f.hdr, &res, why);
+}
+
+/*
+ * Drain the worker's ring into its current call, up to a result record:
+ * XFER_RESULT when one completed the call (left in w->call), XFER_OK when the
+ * ring is empty (and we sleep on it: the worker rings when it adds more).
+ */
 static enum xfer transfer_rx(struct worker *w, const char **why)
 {
 	for (;;) {
 		const void *p;
 		size_t n;
+		uint32_t type;
 		bool any = false;
 		int r;
-		while ((r = ring_peek(&w->ring.rx, &p, &n)) == 1) {
-			if (!w->call) {
+		while ((r = ring_peek_rec(&w->ring.rx, &type, &p, &n)) == 1) {
+			if (type == RING_REC_FRAME) {
+				enum xfer x = transfer_ring_result(w, p, n, why);
+				if (x == XFER_RESULT && ring_consumer_wake_needed(&w->ring.rx) &&
+				    transfer_doorbell(w) < 0) {
+					*why = "corrupt ring";
+					return XFER_VIOLATION;
+				}
+				return x;
+			}
+			struct call *c = w->call;
+			if (!c) {
 				*why = "result bytes with no call to carry them";
 				return XFER_VIOLATION;
 			}
-			if (transfer_append(w->call, p, n) < 0)
-				w->call->res_oom = true;
+			if (!c->answered && transfer_append(c, p, n) < 0)
+				c->res_oom = true;
 			ring_consume(&w->ring.rx, n);
 			any = true;
 			/* Past output_kb: stop here (a worker streaming without end must
 			 * not hold the loop); the call is too_large. */
-			if (w->call->res_too_large)
+			if (c->res_too_large && !c->answered)
 				return XFER_TOO_LARGE;
 		}
 		if (r < 0 ||
@@ -154,7 +194,7 @@ enum xfer transfer_on_doorbell(struct worker *w, const char **why)
 {
 	enum xfer r = transfer_rx(w, why);
 	if (r != XFER_OK)
-		return r;
+		return r; /* XFER_RESULT: the caller completes the call, then comes back */
 	if (transfer_tx(w, true) < 0) {
 		*why = "corrupt ring";
 		return XFER_VIOLATION;
@@ -193,13 +233,38 @@ static int reopen_result(int fd)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/* A result (frame header hdr, message res) for call c: check it against what arrived. */
+static enum xfer result_apply(struct worker *w, struct call *c, const struct frame_hdr *hdr,
+			      const struct msg_result *res, const char **why)
+{
+	(void)w;
+	if (hdr->call_id != c->seq) {
+		*why = "malformed result";
+		return XFER_VIOLATION;
+	}
+	if (c->payload_fd < 0 && c->payload_off < c->payload_len) {
+		*why = "result before the whole payload was read";
+		return XFER_VIOLATION;
+	}
+	if (c->res_total != res->len && !(hdr->flags & RESULT_F_FD)) {
+		*why = "result length differs from the bytes in the ring";
+		return XFER_VIOLATION;
+	}
+	c->res_status = (int)res->status;
+	if (res->status == RESULT_ERROR && !c->answered)
+		c->res_msg =
+		    strdup(res->message && *res->message ? res->message : "handler failed");
+	return XFER_RESULT;
+}
+
 /* MSG_RESULT: check it against what arrived; the result is left in the call. */
 enum xfer transfer_on_result(struct worker *w, struct frame *f, const char **why)
 {
 	struct call *c = w->call;
 	struct msg_result res;
 
-	if (f->hdr.call_id != c->seq || msg_result_decode(f->payload, f->hdr.len, &res) < 0 ||
+	if (c->ring || f->hdr.call_id != c->seq ||
+	    msg_result_decode(f->payload, f->hdr.len, &res) < 0 ||
 	    (f->hdr.flags & ~RESULT_F_MASK) ||
 	    ((f->hdr.flags & RESULT_F_FD) ? f->nfds != 1 : f->nfds != 0)) {
 		*why = "malformed result";
@@ -211,7 +276,7 @@ enum xfer transfer_on_result(struct worker *w, struct frame *f, const char **why
 	}
 	enum xfer r = transfer_rx(w, why);
 	if (r != XFER_OK)
-		return r;
+		return r == XFER_RESULT ? XFER_VIOLATION : r;
 	if (f->hdr.flags & RESULT_F_FD) {
 		if (!c->want_fd) {
 			*why = "a result fd for a call that asked for none";
@@ -227,14 +292,51 @@ enum xfer transfer_on_result(struct worker *w, struct frame *f, const char **why
 			return XFER_VIOLATION;
 		}
 		c->res_total = res.len;
-	} else if (c->res_total != res.len) {
-		*why = "result length differs from the bytes in the ring";
-		return XFER_VIOLATION;
 	}
-	c->res_status = (int)res.status;
-	if (res.status == RESULT_ERROR)
-		c->res_msg = strdup(res.message && *res.message ? res.message : "handler failed");
-	return XFER_OK;
+	return result_apply(w, c, &f->hdr, &res, why);
+}
+
+/* Write c's MSG_CALL as a ring record; its end position in *rec_end.  1, 0 no room, <0 corrupt. */
+static int transfer_call_record(struct worker *w, struct call *c)
+{
+	uint8_t buf[64], rec[128];
+	struct msg_call mc = {.len = c->payload_len};
+	long len = msg_call_encode(buf, sizeof(buf), &mc);
+	long n =
+	    len < 0 ? len : frame_build(rec, sizeof(rec), MSG_CALL, 0, c->seq, buf, (size_t)len);
+	if (n < 0)
+		return -1;
+	int r = ring_write_frame(&w->ring.tx, rec, (size_t)n);
+	if (r > 0)
+		c->rec_end = w->ring.tx.head;
+	return r;
+}
+
+/* Ring the worker when it sleeps on the requests ring; <0 on failure. */
+static int transfer_wake(struct worker *w)
+{
+	return ring_producer_wake_needed(&w->ring.tx) ? transfer_doorbell(w) : 0;
+}
+
+/* Queue call c in the ring of busy worker w, behind its current call: whole or not at all. */
+int transfer_queue(struct worker *w, struct call *c)
+{
+	long room = ring_producer_room(&w->ring.tx);
+	size_t n = 0;
+
+	if (room < 0)
+		return -1;
+	if ((uint64_t)room < RING_FIT(64u, (uint64_t)c->payload_len))
+		return 0;
+	int r = transfer_call_record(w, c);
+	if (r <= 0)
+		return r < 0 ? -1 : 0;
+	c->ring = true;
+	if (c->payload_len > 0 &&
+	    (ring_write(&w->ring.tx, c->payload, c->payload_len, &n) < 0 || n != c->payload_len))
+		return -1; /* cannot be: it fit; the worker corrupted the ring */
+	c->payload_off = c->payload_len;
+	return transfer_wake(w) < 0 ? -1 : 1;
 }
 
 /* Start call c on worker w: payload into the ring (or its fd), then MSG_CALL. */
@@ -247,6 +349,15 @@ int transfer_start(struct worker *w, struct call *c)
 	unsigned nfds = 0;
 	const char *why;
 
+	if (w->ring_calls && c->payload_fd < 0 && !c->want_fd) {
+		/* Through the ring: MSG_CALL as a record, the payload behind it. */
+		if (transfer_call_record(w, c) <= 0)
+			return -1;
+		c->ring = true;
+		if (transfer_tx(w, false) < 0 || transfer_rx(w, &why) != XFER_OK)
+			return -1;
+		return transfer_wake(w);
+	}
 	if (c->payload_fd >= 0) {
 		struct stat st;
 		if (fstat(c->payload_fd, &st) < 0)

@@ -20,14 +20,29 @@
  * abort         - KILL          - KILL          - KILL          - KILL          -
  * violation     - FAULT         - FAULT         - FAULT         - FAULT         -
  * exit          exited REAP     exited REAP     exited REAP     exited REAP     -
+ * call_queued   FAULT           FAULT           - QUEUE         FAULT           -
+ * call_next     FAULT           FAULT           - NEXT          - NEXT          -
  *
  * Actions: READY (the pool gets a worker), SERVE (the call goes out through
  * the ring), DONE (the call is answered, the worker back to the pool), STOP
  * (MSG_STOP, then SIGKILL after the stop timeout), RESTOP (MSG_STOP again once
  * it listens), SIGNAL (the operator's signal), KILL (SIGKILL and stop reading
  * its channel: worker_kill_now, the one place that does it), FAULT (KILL, and
- * its call fails), REAP (account the exit, fail its call, release it, let the
- * pool replace it).
+ * its call fails), REAP (account the exit, fail its call, requeue the calls
+ * queued in its ring that it never began, release it, let the pool replace
+ * it), QUEUE (one more call waits in its ring behind the current one), NEXT
+ * (its call is answered, the next one queued in its ring becomes current).
+ *
+ * Calls through the ring (proto.h): a busy worker that takes calls from its
+ * ring gets more of its type's waiting calls queued there (worker_fill), as
+ * many as it can serve within WORKER_PIPE_BUDGET_US at the pace it has shown,
+ * at most WORKER_PIPE_MAX, so that one doorbell serves a burst and a slow
+ * worker never holds calls another could serve.  Its results come back in
+ * order; one that ends a call with more queued is call_next, the last
+ * call_done.  A queued call that times out is answered at once and skipped
+ * when its turn comes (its result is dropped); one still queued when the
+ * worker dies goes back to the head of the type's queue if the ring's tail
+ * shows the worker never began it, else fails like the current call.
  *
  * Why a worker died is an enum exit_cause, decided at the reap from what the
  * daemon did to it (the strongest intent of its events) and its wait status;
@@ -60,12 +75,14 @@ extern char **environ;
 const char *const wstate_names[W_NSTATES] = {"starting", "idle", "busy", "stopping", "exited"};
 
 const char *const wevent_names[WEV_N] = {
-    "handshake",     "call_sent",    "call_done",    "idle_timeout", "stop",	  "kill",
-    "start_timeout", "call_timeout", "stop_timeout", "abort",	     "violation", "exit",
+    "handshake", "call_sent",	  "call_done",	  "idle_timeout", "stop",
+    "kill",	 "start_timeout", "call_timeout", "stop_timeout", "abort",
+    "violation", "exit",	  "call_queued",  "call_next",
 };
 
 const char *const waction_names[WA_N] = {
-    "ignore", "ready", "serve", "done", "stop", "restop", "signal", "kill", "fault", "reap",
+    "ignore", "ready", "serve", "done", "stop",	 "restop",
+    "signal", "kill",  "fault", "reap", "queue", "next",
 };
 
 #define T(s, a)                                                                                    \
@@ -90,6 +107,8 @@ static const struct wtrans table[W_NSTATES][WEV_N] =
 		[WEV_ABORT] = T(STARTING, KILL),
 		[WEV_VIOLATION] = T(STARTING, FAULT),
 		[WEV_EXIT] = T(EXITED, REAP),
+		[WEV_CALL_QUEUED] = T(STARTING, FAULT),
+		[WEV_CALL_NEXT] = T(STARTING, FAULT),
 	    },
 	[W_IDLE] =
 	    {
@@ -105,6 +124,8 @@ static const struct wtrans table[W_NSTATES][WEV_N] =
 		[WEV_ABORT] = T(IDLE, KILL),
 		[WEV_VIOLATION] = T(IDLE, FAULT),
 		[WEV_EXIT] = T(EXITED, REAP),
+		[WEV_CALL_QUEUED] = T(IDLE, FAULT),
+		[WEV_CALL_NEXT] = T(IDLE, FAULT),
 	    },
 	[W_BUSY] =
 	    {
@@ -120,6 +141,8 @@ static const struct wtrans table[W_NSTATES][WEV_N] =
 		[WEV_ABORT] = T(BUSY, KILL),
 		[WEV_VIOLATION] = T(BUSY, FAULT),
 		[WEV_EXIT] = T(EXITED, REAP),
+		[WEV_CALL_QUEUED] = T(BUSY, QUEUE),
+		[WEV_CALL_NEXT] = T(BUSY, NEXT),
 	    },
 	[W_STOPPING] =
 	    {
@@ -135,6 +158,8 @@ static const struct wtrans table[W_NSTATES][WEV_N] =
 		[WEV_ABORT] = T(STOPPING, KILL),
 		[WEV_VIOLATION] = T(STOPPING, FAULT),
 		[WEV_EXIT] = T(EXITED, REAP),
+		[WEV_CALL_QUEUED] = T(STOPPING, FAULT),
+		[WEV_CALL_NEXT] = T(STOPPING, NEXT),
 	    },
 	[W_EXITED] =
 	    {
@@ -150,6 +175,8 @@ static const struct wtrans table[W_NSTATES][WEV_N] =
 		[WEV_ABORT] = T(EXITED, IGNORE),
 		[WEV_VIOLATION] = T(EXITED, IGNORE),
 		[WEV_EXIT] = T(EXITED, IGNORE),
+		[WEV_CALL_QUEUED] = T(EXITED, IGNORE),
+		[WEV_CALL_NEXT] = T(EXITED, IGNORE),
 	    },
 };
 
@@ -477,14 +504,84 @@ static void worker_ready(struct worker *w)
 	pool_worker_ready(w);
 }
 
+/* Calls queued in a worker's ring behind its current one: at most this many, */
+#define WORKER_PIPE_MAX 64u
+/* and no more than it serves in this long at the pace it has shown. */
+#define WORKER_PIPE_BUDGET_US 2000u
+
+/* Its current call is over: fold the time it took into the worker's pace. */
+static void worker_note_done(struct worker *w)
+{
+	uint64_t now = mono_us(), took = now - w->head_since_us;
+	w->svc_us = w->svc_us ? (7 * w->svc_us + took) / 8 : took;
+	if (w->svc_us == 0)
+		w->svc_us = 1; /* measured: faster than the clock */
+	w->head_since_us = now;
+}
+
 /* The call is answered: account it, reply, and give the worker back to the pool. */
 static void worker_done(struct worker *w)
 {
 	struct call *c = worker_detach_call(w);
+	worker_note_done(w);
 	w->requests++;
 	if (c)
 		call_complete(c, w);
 	pool_worker_done(w);
+}
+
+/* The call is answered and the next one queued in its ring becomes current. */
+static void worker_next(struct worker *w)
+{
+	struct call *c = worker_detach_call(w);
+	struct call *n = w->pipe_first;
+	worker_note_done(w);
+	w->requests++;
+	if (n) {
+		w->pipe_first = n->pnext;
+		if (!w->pipe_first)
+			w->pipe_last = NULL;
+		w->npipe--;
+		n->pnext = NULL;
+		n->in_pipe = false;
+		w->call = n;
+	}
+	if (c)
+		call_complete(c, w); /* one answered early (a timeout) is only freed */
+}
+
+/*
+ * It is gone: the calls queued in its ring that it never began (the ring's
+ * tail has not passed their MSG_CALL record) go back to the head of the
+ * type's queue, in order; those it may have begun fail like its current call.
+ */
+static void worker_unpipe(struct worker *w)
+{
+	long room = ring_producer_room(&w->ring.tx); /* reloads its tail; <0: corrupt */
+	uint64_t tail = w->ring.tx.tail;
+	struct call *c, *prev = NULL;
+
+	while ((c = w->pipe_first)) {
+		w->pipe_first = c->pnext;
+		w->npipe--;
+		c->pnext = NULL;
+		c->in_pipe = false;
+		c->worker = NULL;
+		if (c->answered) {
+			call_free(c);
+			continue;
+		}
+		bool begun = room < 0 || (int64_t)(tail - c->rec_end) >= 0;
+		if (begun || w->type->retired) {
+			call_fail(c, CTL_WORKER_CRASHED,
+				  "worker %llu exited before it finished the call",
+				  (unsigned long long)w->id);
+		} else {
+			call_requeue(c, prev);
+			prev = c;
+		}
+	}
+	w->pipe_last = NULL;
 }
 
 /* Send MSG_STOP (SIGKILL when the channel is gone) and arm the stop timer. */
@@ -552,7 +649,13 @@ void worker_event(struct worker *w, enum wevent ev)
 		worker_fault(w);
 		break;
 	case WA_REAP:
+		worker_unpipe(w);
 		worker_on_exit(w);
+		break;
+	case WA_QUEUE: /* worker_fill linked the call in */
+		break;
+	case WA_NEXT:
+		worker_next(w);
 		break;
 	case WA_IGNORE:
 	case WA_N:
@@ -600,6 +703,7 @@ void worker_take_call(struct worker *w, struct call *c)
 	w->call = c;
 	c->worker = w;
 	c->seq = ++w->d->next_call_seq;
+	w->head_since_us = mono_us();
 	if (w->type->cfg->pool.isolate == ISOLATE_KEY && !w->key && c->key)
 		w->key = strdup(c->key);
 	worker_event(w, WEV_CALL_SENT);
@@ -610,6 +714,56 @@ void worker_take_call(struct worker *w, struct call *c)
 		call_fail(c, CTL_WORKER_CRASHED, "worker %llu cannot take the call",
 			  (unsigned long long)w->id);
 		worker_violation(w, "cannot take the call");
+	}
+}
+
+/*
+ * Queue more of its type's waiting calls in busy worker w's ring, in order,
+ * behind its current call: as many as it serves within WORKER_PIPE_BUDGET_US
+ * at its measured pace (none before it was measured), at most
+ * WORKER_PIPE_MAX, never past max_requests, never one with an fd or a key,
+ * and each only when it fits whole.
+ */
+void worker_fill(struct worker *w)
+{
+	struct type_rt *t = w->type;
+	const struct pool_config *p = &t->cfg->pool;
+	struct call *cur = w->call;
+
+	if (!w->ring_calls || !cur || !cur->ring || w->reaped || t->retired ||
+	    p->isolate == ISOLATE_KEY || cur->payload_off < cur->payload_len)
+		return;
+	unsigned depth = w->svc_us ? (unsigned)(WORKER_PIPE_BUDGET_US / w->svc_us) : 0;
+	if (depth > WORKER_PIPE_MAX)
+		depth = WORKER_PIPE_MAX;
+	while (w->npipe < depth) {
+		struct call *c = TAILQ_FIRST(&t->queue);
+		if (!c || c->payload_fd >= 0 || c->want_fd || c->key)
+			break;
+		if (p->max_requests && w->requests + 1 + w->npipe >= p->max_requests)
+			break;
+		if (worker_transition(w->state, WEV_CALL_QUEUED).action != WA_QUEUE)
+			break;
+		TAILQ_REMOVE(&t->queue, c, qentry);
+		t->nqueued--;
+		c->queued = false;
+		c->seq = ++w->d->next_call_seq;
+		int r = transfer_queue(w, c);
+		if (r <= 0) {
+			call_requeue(c, NULL);
+			if (r < 0)
+				worker_violation(w, "corrupt ring");
+			break;
+		}
+		c->worker = w;
+		c->in_pipe = true;
+		if (w->pipe_last)
+			w->pipe_last->pnext = c;
+		else
+			w->pipe_first = c;
+		w->pipe_last = c;
+		w->npipe++;
+		worker_event(w, WEV_CALL_QUEUED);
 	}
 }
 
@@ -626,6 +780,7 @@ static void worker_on_hello(struct worker *w, struct frame *f)
 		worker_violation(w, "hello out of order");
 		return;
 	}
+	w->ring_calls = f->hdr.flags & HELLO_F_RING_CALLS;
 	worker_event(w, WEV_HANDSHAKE);
 }
 
@@ -634,6 +789,7 @@ static void worker_after_transfer(struct worker *w, enum xfer r, const char *why
 {
 	switch (r) {
 	case XFER_OK:
+	case XFER_RESULT:
 		break;
 	case XFER_VIOLATION:
 		worker_violation(w, why);
@@ -653,6 +809,34 @@ static void worker_after_transfer(struct worker *w, enum xfer r, const char *why
 	}
 }
 
+/* Is w's channel still read (not killed, not closed)? */
+static bool worker_reading(struct worker *w)
+{
+	return event_pending(w->ev_sock, EV_READ, NULL);
+}
+
+/*
+ * Drain w's result ring: each result record completes the current call through
+ * the table (call_next while more are queued, else call_done), then the
+ * payload goes on.  Bounded per event; the rest on the next loop turn.
+ */
+static void worker_pull(struct worker *w)
+{
+	for (unsigned n = 0; n < 4 * WORKER_PIPE_MAX; n++) {
+		const char *why = NULL;
+		enum xfer x = transfer_on_doorbell(w, &why);
+		if (x != XFER_RESULT) {
+			worker_after_transfer(w, x, why);
+			return;
+		}
+		worker_event(w, w->pipe_first ? WEV_CALL_NEXT : WEV_CALL_DONE);
+		if (!worker_reading(w))
+			return;
+	}
+	/* We did not announce a sleep on the ring, so no doorbell will come: look again. */
+	event_active(w->ev_sock, EV_READ, 1);
+}
+
 /* Read and handle one frame from w; false when there was none (or the channel is done). */
 static bool worker_read_frame(struct worker *w)
 {
@@ -663,7 +847,9 @@ static bool worker_read_frame(struct worker *w)
 	if (r == -EAGAIN)
 		return false;
 	if (r == 0 || r == -ECONNRESET) {
-		/* The worker closed its channel: it is done. */
+		/* The worker closed its channel: it is done.  Results it left in the
+		 * ring still count. */
+		worker_pull(w);
 		worker_kill_now(w);
 		return false;
 	}
@@ -681,8 +867,8 @@ static bool worker_read_frame(struct worker *w)
 			break;
 		}
 		enum xfer x = transfer_on_result(w, &f, &why);
-		if (x == XFER_OK)
-			worker_event(w, WEV_CALL_DONE);
+		if (x == XFER_RESULT)
+			worker_event(w, w->pipe_first ? WEV_CALL_NEXT : WEV_CALL_DONE);
 		else
 			worker_after_transfer(w, x, why);
 		break;
@@ -692,7 +878,7 @@ static bool worker_read_frame(struct worker *w)
 			worker_violation(w, "doorbell with payload");
 			break;
 		}
-		worker_after_transfer(w, transfer_on_doorbell(w, &why), why);
+		worker_pull(w);
 		break;
 	default:
 		worker_violation(w, "unexpected frame type");
@@ -703,14 +889,18 @@ static bool worker_read_frame(struct worker *w)
 }
 
 /* Frames from a worker: one per wakeup (the loop is level-triggered, and a
- * worker mostly sends one frame at a time). */
+ * worker mostly sends one frame at a time: a doorbell per burst of results);
+ * then its ring gets more of the waiting calls. */
 static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	(void)fd;
 	(void)what;
-	if (!w->reaped)
-		worker_read_frame(w);
+	if (w->reaped)
+		return;
+	if (!worker_read_frame(w) && worker_reading(w))
+		worker_pull(w); /* no frame: worker_pull asked to be called again */
+	worker_fill(w);
 }
 
 /* The process is gone, but what it sent before it went still counts (a result

@@ -38,6 +38,8 @@ enum wevent {
 	WEV_ABORT,	   /* the daemon gives up on it (result past the limit, no memory) */
 	WEV_VIOLATION,	   /* a protocol violation: bad frame, corrupt ring */
 	WEV_EXIT,	   /* the process was reaped */
+	WEV_CALL_QUEUED,   /* the pool queued another call in its ring behind its current one */
+	WEV_CALL_NEXT,	   /* a valid result for its call while more calls wait in its ring */
 	WEV_N,
 };
 
@@ -52,7 +54,10 @@ enum waction {
 	WA_SIGNAL, /* pass the operator's signal on */
 	WA_KILL,   /* SIGKILL and stop reading its channel */
 	WA_FAULT,  /* WA_KILL, and its call fails: it broke the protocol */
-	WA_REAP,   /* gone: account, fail its call, release it, replace it */
+	WA_REAP,   /* gone: account, fail its call, requeue those it never began, release it,
+		      replace it */
+	WA_QUEUE,  /* another call waits in its ring behind the current one */
+	WA_NEXT,   /* its call is answered: the next one in its ring becomes current */
 	WA_N,
 };
 
@@ -107,6 +112,9 @@ void worker_abort(struct worker *w, const char *why);
 void worker_signal(struct worker *w, int sig);
 /* Hand call c to idle worker w. */
 void worker_take_call(struct worker *w, struct call *c);
+/* Queue more of its type's waiting calls in busy worker w's ring (as many as it
+ * can take without making them wait long); see worker.c. */
+void worker_fill(struct worker *w);
 /* Send one frame on w's channel (proto/frame.h's frame_send); <0 -errno. */
 int worker_send(struct worker *w, uint32_t type, uint32_t flags, uint64_t call_id, const void *p,
 		size_t len, const int *fds, unsigned nfds);

@@ -17,6 +17,8 @@
 static uint32_t frame_flag_mask(uint16_t type)
 {
 	switch (type) {
+	case MSG_HELLO:
+		return HELLO_F_MASK;
 	case MSG_CALL:
 		return CALL_F_MASK;
 	case MSG_RESULT:
@@ -76,6 +78,25 @@ int frame_send(int sock, uint16_t type, uint32_t flags, uint64_t call_id, const 
 	if ((size_t)n != sizeof(hdr) + len)
 		return -EMSGSIZE; /* cannot happen on SOCK_SEQPACKET */
 	return 0;
+}
+
+long frame_build(void *buf, size_t cap, uint16_t type, uint32_t flags, uint64_t call_id,
+		 const void *payload, size_t len)
+{
+	struct frame_hdr hdr = {
+	    .version = PROTO_VERSION,
+	    .type = type,
+	    .flags = flags,
+	    .len = (uint32_t)len,
+	    .call_id = call_id,
+	};
+
+	if (len > FRAME_MAX_PAYLOAD || cap < sizeof(hdr) + len)
+		return -EMSGSIZE;
+	memcpy(buf, &hdr, sizeof(hdr));
+	if (len > 0)
+		memcpy((uint8_t *)buf + sizeof(hdr), payload, len);
+	return (long)(sizeof(hdr) + len);
 }
 
 int frame_validate(const struct frame_hdr *hdr, size_t n, unsigned nfds)

@@ -41,10 +41,18 @@ int frame_send(int sock, uint16_t type, uint32_t flags, uint64_t call_id, const 
 int frame_recv(int sock, struct frame *f);
 
 /*
+ * Build one frame without fds (header, then len payload bytes) into buf, for
+ * a ring's RING_REC_FRAME record (proto.h).  Returns its size, or -EMSGSIZE
+ * when len passes FRAME_MAX_PAYLOAD or cap is too small.
+ */
+long frame_build(void *buf, size_t cap, uint16_t type, uint32_t flags, uint64_t call_id,
+		 const void *payload, size_t len);
+
+/*
  * (Added.)  Check a received header against the datagram's size n (header
  * included) and the number of fds that arrived: 0, -EPROTO or -EBADMSG as
- * frame_recv.  Allowed flags: MSG_CALL CALL_F_MASK, MSG_RESULT RESULT_F_MASK,
- * other types none.
+ * frame_recv.  Allowed flags: MSG_HELLO HELLO_F_MASK, MSG_CALL CALL_F_MASK, MSG_RESULT
+ * RESULT_F_MASK, other types none.
  */
 int frame_validate(const struct frame_hdr *hdr, size_t n, unsigned nfds);
 

@@ -21,6 +21,18 @@
  *   With CALL_F_PAYLOAD_FD the payload is the fd passed with MSG_CALL (bytes
  *   0..len) and the ring carries nothing; with CALL_F_WANT_FD the result comes
  *   back as a sealed memfd riding with MSG_RESULT (RESULT_F_FD, len = its size).
+ *
+ * Calls through the ring (a worker whose MSG_HELLO carries HELLO_F_RING_CALLS):
+ *   a call without fds travels as a MSG_CALL frame written into the to-worker
+ *   ring as a RING_REC_FRAME record (ring.h), its payload following as DATA
+ *   records; its MSG_RESULT comes back the same way in the from-worker ring,
+ *   after the result's DATA records.  Frames in a ring carry no fds and no
+ *   flags.  So the daemon may queue the next calls in the ring while the
+ *   worker is busy, and the worker takes them in order without a socket round
+ *   trip: a doorbell is owed only to a side whose waiting flag is set, once
+ *   per burst.  A worker consumes a call's frame record when it starts the
+ *   call, so the ring's tail tells how far it got.  Calls with fds still go
+ *   as MSG_CALL on the socket, only to a worker with nothing queued.
  */
 #ifndef CORRAL_PROTO_H
 #define CORRAL_PROTO_H
@@ -40,6 +52,10 @@ enum msg_type {
 	MSG_STOP = 5,	  /* daemon -> worker: finish the current call, then exit 0 */
 	MSG_TYPE_MAX = 5,
 };
+
+/* MSG_HELLO flags. */
+#define HELLO_F_RING_CALLS 0x1u /* the worker takes calls from the ring (see above) */
+#define HELLO_F_MASK	   0x1u
 
 /* MSG_CALL flags (frame_hdr.flags). */
 #define CALL_F_PAYLOAD_FD 0x1u /* payload is the one fd riding with the frame */

@@ -257,6 +257,52 @@ static void prod_publish(struct ring *r)
 	atomic_store_explicit(&ctl_of(r)->head, r->head, memory_order_release);
 }
 
+int ring_write_frame(struct ring *r, const void *buf, size_t len)
+{
+	uint64_t size = RING_REC_HDR + ALIGN_UP(len);
+	bool reloaded = false;
+
+	if (len == 0 || len > RING_FRAME_MAX || 2 * size > r->cap)
+		return -EMSGSIZE;
+	for (;;) {
+		uint64_t off = r->head & (r->cap - 1);
+		uint64_t to_end = r->cap - off;
+		uint64_t free = r->cap - (r->head - r->tail);
+
+		if (free >= size && to_end >= size) {
+			uint32_t h[2] = {(uint32_t)len, RING_REC_FRAME};
+
+			memcpy(r->data + off + RING_REC_HDR, buf, len);
+			memcpy(r->data + off, h, sizeof(h));
+			r->head += size;
+			prod_publish(r);
+			return 1;
+		}
+		if (to_end < size && free >= to_end + size) {
+			/* A record never wraps: pad to the end, then write at offset 0. */
+			uint32_t pad[2] = {(uint32_t)(to_end - RING_REC_HDR), RING_REC_PAD};
+
+			memcpy(r->data + off, pad, sizeof(pad));
+			r->head += to_end;
+			continue;
+		}
+		if (reloaded)
+			break;
+		reloaded = true;
+		if (prod_reload(r) < 0)
+			return -EPROTO;
+	}
+	prod_publish(r); /* a PAD written above is valid: let the consumer release it */
+	return 0;
+}
+
+long ring_producer_room(struct ring *r)
+{
+	if (prod_reload(r) < 0)
+		return -EPROTO;
+	return (long)(r->cap - (r->head - r->tail));
+}
+
 int ring_write(struct ring *r, const void *buf, size_t len, size_t *ret_written)
 {
 	const uint8_t *p = buf;
@@ -430,13 +476,16 @@ static int cons_next(struct ring *r)
 		uint32_t type = __atomic_load_n(&hp[1], __ATOMIC_RELAXED);
 		uint64_t size = RING_REC_HDR + ALIGN_UP(len);
 
-		if (type != RING_REC_DATA && type != RING_REC_PAD)
+		if (type != RING_REC_DATA && type != RING_REC_PAD && type != RING_REC_FRAME)
 			return -EPROTO;
 		if (size > avail || size > r->cap - off)
 			return -EPROTO;
-		if (type == RING_REC_DATA && len > 0) {
+		if (type == RING_REC_FRAME && (len == 0 || len > RING_FRAME_MAX))
+			return -EPROTO;
+		if (type != RING_REC_PAD && len > 0) {
 			r->rlen = len;
 			r->roff = 0;
+			r->rtype = type;
 			return 1;
 		}
 		r->tail += size;
@@ -465,6 +514,24 @@ static void cons_publish(struct ring *r)
 	atomic_store_explicit(&ctl_of(r)->tail, r->tail, memory_order_release);
 }
 
+int ring_peek_rec(struct ring *r, uint32_t *ret_type, const void **ret_ptr, size_t *ret_len)
+{
+	uint64_t old = r->tail;
+	int ret = cons_next(r);
+
+	if (r->tail != old)
+		cons_publish(r); /* skipped records free space */
+	*ret_ptr = NULL;
+	*ret_len = 0;
+	*ret_type = 0;
+	if (ret <= 0)
+		return ret;
+	*ret_type = r->rtype;
+	*ret_ptr = r->data + (r->tail & (r->cap - 1)) + RING_REC_HDR + r->roff;
+	*ret_len = r->rlen - r->roff;
+	return 1;
+}
+
 int ring_peek(struct ring *r, const void **ret_ptr, size_t *ret_len)
 {
 	uint64_t old = r->tail;
@@ -476,6 +543,8 @@ int ring_peek(struct ring *r, const void **ret_ptr, size_t *ret_len)
 	*ret_len = 0;
 	if (ret <= 0)
 		return ret;
+	if (r->rtype != RING_REC_DATA)
+		return -EPROTO; /* a frame where bytes were expected */
 	*ret_ptr = r->data + (r->tail & (r->cap - 1)) + RING_REC_HDR + r->roff;
 	*ret_len = r->rlen - r->roff;
 	return 1;
@@ -501,6 +570,8 @@ long ring_read(struct ring *r, void *buf, size_t len)
 		len = LONG_MAX;
 	while (done < len) {
 		ret = cons_next(r);
+		if (ret > 0 && r->rtype != RING_REC_DATA)
+			ret = -EPROTO; /* a frame where bytes were expected */
 		if (ret <= 0)
 			break;
 		uint64_t n = r->rlen - r->roff;

@@ -24,7 +24,10 @@
  * multiple of RING_ALIGN (== RING_REC_HDR), at least a record header always
  * fits before the end, so a PAD record can always be written there.
  * DATA records written by ring.c are never empty; an empty DATA record
- * received from the peer is skipped like a PAD record.
+ * received from the peer is skipped like a PAD record.  A FRAME record holds
+ * one whole frame (proto.h's header and payload, no fds): the calls and
+ * results that travel in the ring; it is written all at once or not at all,
+ * and the DATA-only reads (ring_peek, ring_read) refuse one with -EPROTO.
  *
  * Trust: the peer is hostile.  Each side keeps its own index in private memory
  * and only publishes it; it reads the other side's index once per operation,
@@ -82,7 +85,11 @@
 enum ring_rec_type {
 	RING_REC_DATA = 1,
 	RING_REC_PAD = 2,
+	RING_REC_FRAME = 3,
 };
+
+/* The largest FRAME record's body (a frame header and its payload). */
+#define RING_FRAME_MAX 4120u
 
 /* The shared header at offset 0 of the memfd; written once by the daemon. */
 struct ring_shm_hdr {
@@ -137,14 +144,15 @@ struct ring_spin {
 
 /* One direction's view, private to one side of one ring. */
 struct ring {
-	void *ctl;     /* struct ring_ctl in shared memory */
-	uint8_t *data; /* cap bytes in shared memory */
-	uint64_t cap;  /* from our own copy, never re-read from shared memory */
-	uint64_t head; /* producer: our head; consumer: last validated head */
-	uint64_t tail; /* consumer: our tail; producer: last validated tail */
-	uint64_t roff; /* consumer: bytes of the current record already read;
-			  producer: bytes reserved by ring_reserve() */
-	uint64_t rlen; /* consumer: length of the current record, copied once (added) */
+	void *ctl;	/* struct ring_ctl in shared memory */
+	uint8_t *data;	/* cap bytes in shared memory */
+	uint64_t cap;	/* from our own copy, never re-read from shared memory */
+	uint64_t head;	/* producer: our head; consumer: last validated head */
+	uint64_t tail;	/* consumer: our tail; producer: last validated tail */
+	uint64_t roff;	/* consumer: bytes of the current record already read;
+			   producer: bytes reserved by ring_reserve() */
+	uint64_t rlen;	/* consumer: length of the current record, copied once (added) */
+	uint32_t rtype; /* consumer: type of the current record (DATA or FRAME) */
 };
 
 /* The whole memfd as mapped by one side. */
@@ -194,6 +202,22 @@ int ring_write(struct ring *r, const void *buf, size_t len, size_t *ret_written)
 void *ring_reserve(struct ring *r, size_t max, size_t *ret_len);
 void ring_commit(struct ring *r, size_t len);
 
+/*
+ * Write one FRAME record of len bytes (<= RING_FRAME_MAX), whole or not at
+ * all, and publish it.  Returns 1 written, 0 no room now (nothing written), or
+ * -EPROTO (corrupt tail), -EMSGSIZE (len 0, too long for the ring or the cap).
+ */
+int ring_write_frame(struct ring *r, const void *buf, size_t len);
+
+/*
+ * Free bytes of the ring as of the consumer's tail now (reloaded and
+ * validated; -EPROTO when corrupt).  A payload of n bytes written with
+ * ring_write() after a FRAME record of f bytes fits when this is at least
+ * RING_FIT(f, n).
+ */
+long ring_producer_room(struct ring *r);
+#define RING_FIT(f, n) (2u * ((f) + 2u * RING_REC_HDR) + (n) + 6u * RING_REC_HDR)
+
 /* After publishing: true when the consumer sleeps and needs a doorbell. */
 bool ring_producer_wake_needed(struct ring *r);
 
@@ -218,6 +242,14 @@ int ring_peek(struct ring *r, const void **ret_ptr, size_t *ret_len);
  * the new tail published; then call ring_consumer_wake_needed().
  */
 void ring_consume(struct ring *r, size_t n);
+
+/*
+ * The unread part of the next record of any type but PAD, in place: 1 with
+ * *ret_type (RING_REC_DATA or RING_REC_FRAME), *ret_ptr and *ret_len; 0 when
+ * empty, -EPROTO when corrupt.  Release it with ring_consume() (a FRAME whole:
+ * n = its length).  The same caveat as ring_peek: copy, then validate.
+ */
+int ring_peek_rec(struct ring *r, uint32_t *ret_type, const void **ret_ptr, size_t *ret_len);
 
 /*
  * Copy up to len bytes across records (a byte stream: record boundaries are

@@ -2,7 +2,11 @@
  * libworker.c - libcorral-worker: the worker side of the daemon <-> worker
  * protocol (proto.h) and the call API of corral/worker.h.
  *
- * One worker, one call at a time, one thread.  Waits are blocking poll() on
+ * One worker, one call at a time, one thread.  Calls come as MSG_CALL frames
+ * on the socket or, without fds, as frame records in the ring (proto.h): the
+ * daemon queues the next ones there while we work, and we take them in order
+ * without a socket round trip, sleeping (and needing a doorbell) only when the
+ * ring is empty.  Waits are blocking poll() on
  * the control socket (fd 3) for doorbells, after an adaptive spin on the ring
  * (struct ring_spin: no longer than a wake costs, not while the daemon runs
  * on our CPU, less after spins that did not pay).  The sleep stays on the
@@ -53,7 +57,8 @@ struct pending_call {
 	uint64_t id;
 	uint32_t flags;
 	uint64_t len;
-	int fd; /* CALL_F_PAYLOAD_FD: owned here until the call starts */
+	int fd;	   /* CALL_F_PAYLOAD_FD: owned here until the call starts */
+	bool ring; /* came through the ring: its MSG_RESULT goes back the same way */
 };
 
 struct corral_worker {
@@ -67,7 +72,8 @@ struct corral_worker {
 	size_t rx_freed; /* payload room freed since we last told a waiting daemon */
 	struct ring_spin spin; /* how long to spin before sleeping on the socket */
 	struct pending_call next;
-	char why[256]; /* what went wrong when dead == -EPROTO */
+	bool data_ahead; /* payload bytes in the ring ahead of their MSG_CALL */
+	char why[256];	 /* what went wrong when dead == -EPROTO */
 };
 
 struct corral_call {
@@ -89,6 +95,7 @@ struct corral_call {
 	uint8_t *stage;	  /* memfd mode: reservations land here */
 	size_t reserved;  /* size of the open reservation, 0 when none */
 
+	bool ring;	      /* came through the ring (pending_call.ring) */
 	uint64_t spin_budget; /* ns: the current spin's bound (call_backoff) */
 	bool too_large;
 	int err; /* first failure of the call's own I/O */
@@ -727,6 +734,43 @@ static int call_seal_result(struct corral_call *c)
 	return 0;
 }
 
+/*
+ * MSG_RESULT of a call that came through the ring: a FRAME record after the
+ * result bytes, waiting for room like a write; the daemon hears of it only
+ * when it sleeps on the ring (one doorbell per burst, not per call), or when
+ * the result bytes already took its flag (owed).
+ */
+static void call_ring_result(struct corral_call *c, const void *payload, size_t len, bool owed)
+{
+	struct corral_worker *w = c->w;
+	uint8_t rec[RING_FRAME_MAX];
+	uint64_t spin = 0;
+	long n = frame_build(rec, sizeof(rec), MSG_RESULT, 0, c->id, payload, len);
+	int r;
+
+	if (n < 0) {
+		worker_die(w, "cannot encode MSG_RESULT");
+		return;
+	}
+	w->bell_owed = owed; /* paid before any wait for room below */
+	while (!w->dead) {
+		r = ring_write_frame(&w->ring.tx, rec, (size_t)n);
+		if (r < 0) {
+			worker_die(w, "cannot write MSG_RESULT into the ring: %s", strerror(-r));
+			return;
+		}
+		if (r > 0)
+			break;
+		if (call_backoff(c, false, true, &spin) < 0)
+			return;
+	}
+	call_spin_hit(c, &spin);
+	/* Owed: the daemon's flag was taken when the result bytes went in. */
+	if (!w->dead && (ring_producer_wake_needed(&w->ring.tx) || w->bell_owed))
+		worker_doorbell(w);
+	w->bell_owed = false;
+}
+
 /* After the handler: discard the unread payload, send MSG_RESULT, free the call. */
 static void call_finish(struct corral_call *c, int handler_ret)
 {
@@ -736,6 +780,7 @@ static void call_finish(struct corral_call *c, int handler_ret)
 	uint32_t flags = 0;
 	char limit[96];
 	const void *p;
+	bool owed;
 	size_t n;
 	long len;
 
@@ -767,8 +812,11 @@ static void call_finish(struct corral_call *c, int handler_ret)
 		m.len = (c->flags & CALL_F_WANT_FD) ? 0 : c->written;
 	}
 	len = msg_result_encode(buf, sizeof(buf), &m);
-	w->bell_owed = false; /* MSG_RESULT is the doorbell */
-	if (len >= 0 && !w->dead)
+	owed = w->bell_owed;
+	w->bell_owed = false; /* MSG_RESULT is the doorbell, or rings it */
+	if (len >= 0 && !w->dead && c->ring)
+		call_ring_result(c, buf, (size_t)len, owed);
+	else if (len >= 0 && !w->dead)
 		worker_send(w, MSG_RESULT, flags, c->id, buf, (size_t)len, &c->out_fd,
 			    flags ? 1 : 0);
 
@@ -779,6 +827,69 @@ static void call_finish(struct corral_call *c, int handler_ret)
 	free(c->fd_buf);
 	free(c->stage);
 	free(c->copy);
+}
+
+/*
+ * The next call queued in the ring, parked in w->next: 1, 0 when there is
+ * none, <0 when the daemon broke the protocol.  Its frame record is consumed
+ * now, as the call starts: the daemon reads from the ring's tail which calls
+ * a worker that died had begun.
+ */
+static int worker_ring_call(struct corral_worker *w)
+{
+	uint8_t rec[RING_FRAME_MAX];
+	struct frame f;
+	struct msg_call m;
+	const void *p;
+	uint32_t type;
+	size_t n;
+	int r;
+
+	if (w->dead)
+		return w->dead;
+	w->data_ahead = false;
+	r = ring_peek_rec(&w->ring.rx, &type, &p, &n);
+	if (r <= 0)
+		return r < 0 ? worker_die(w, "the daemon corrupted the request ring") : 0;
+	if (type != RING_REC_FRAME) {
+		/* The payload of a MSG_CALL still on its way on the socket (a daemon
+		 * may write it first): wait for the frame. */
+		w->data_ahead = true;
+		return 0;
+	}
+	memcpy(rec, p, n); /* shared memory: copied once, then checked */
+	if (frame_parse(&f, rec, n) < 0 || f.hdr.type != MSG_CALL || f.hdr.flags != 0 ||
+	    msg_call_decode(f.payload, f.hdr.len, &m) < 0)
+		return worker_die(w, "malformed MSG_CALL record in the ring");
+	ring_consume(&w->ring.rx, n);
+	if (ring_consumer_wake_needed(&w->ring.rx))
+		worker_doorbell(w);
+	w->next = (struct pending_call){
+	    .set = true,
+	    .id = f.hdr.call_id,
+	    .len = m.len,
+	    .fd = -1,
+	    .ring = true,
+	};
+	return w->dead ? w->dead : 1;
+}
+
+/*
+ * Nothing to do: tell the daemon we sleep on the request ring (its next call
+ * rings the doorbell), then wait on the socket for it, MSG_STOP or a call
+ * with an fd.
+ */
+static void worker_idle_wait(struct corral_worker *w)
+{
+	worker_pay_bells(w);
+	if (w->data_ahead) {
+		worker_wait(w, 0); /* its MSG_CALL comes on the socket */
+		return;
+	}
+	if (w->dead || !ring_consumer_prepare_sleep(&w->ring.rx))
+		return; /* a call arrived meanwhile */
+	worker_wait(w, 0);
+	ring_consumer_cancel_sleep(&w->ring.rx);
 }
 
 /* Run one parked call through the handler. */
@@ -800,6 +911,7 @@ static void worker_call(struct corral_worker *w, corral_handler_fn fn, void *arg
 	    .len = w->next.len,
 	    .payload_fd = w->next.fd,
 	    .out_fd = -1,
+	    .ring = w->next.ring,
 	};
 	w->next.set = false;
 	w->in_call = true;
@@ -833,7 +945,7 @@ static int worker_start(struct corral_worker *w)
 	len = msg_hello_encode(buf, sizeof(buf), &h);
 	if (len < 0)
 		return worker_die(w, "cannot encode MSG_HELLO");
-	return worker_send(w, MSG_HELLO, 0, 0, buf, (size_t)len, NULL, 0);
+	return worker_send(w, MSG_HELLO, HELLO_F_RING_CALLS, 0, buf, (size_t)len, NULL, 0);
 }
 
 /* The seccomp mode CORRAL_SECCOMP asks for; an unknown one kills the channel. */
@@ -870,12 +982,12 @@ int corral_worker_run_seccomp(corral_handler_fn fn, void *arg,
 	if (!w.dead && seccomp == CORRAL_SECCOMP_STRICT && (r = worker_seccomp_strict()) < 0)
 		worker_die(&w, "cannot install the strict seccomp filter: %s", strerror(-r));
 	while (!w.dead) {
-		if (w.next.set)
+		if (w.next.set || worker_ring_call(&w) > 0)
 			worker_call(&w, fn, arg);
 		else if (w.stop)
 			break;
 		else
-			worker_wait(&w, 0);
+			worker_idle_wait(&w);
 	}
 	if (w.next.fd >= 0)
 		close(w.next.fd);

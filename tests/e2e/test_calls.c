@@ -693,10 +693,78 @@ START_TEST(test_fd_line_after_pipelined_lines)
 }
 END_TEST
 
+/*
+ * Calls queued in a worker's ring behind its current call, and the worker
+ * killed meanwhile: every call gets exactly one reply, its own result or
+ * worker_crashed (one it may have begun); those it never began are served by
+ * the replacement.
+ */
+START_TEST(test_queued_calls_survive_worker_death)
+{
+	enum { N = 300 };
+	static bool seen[N];
+	struct hd d;
+	struct hc c, k;
+	char line[128];
+	char *batch = malloc(N * sizeof(line));
+	size_t len = 0;
+
+	ck_assert_ptr_nonnull(batch);
+	memset(seen, 0, sizeof(seen));
+	hd_up(&d, "{\"types\":{\"echo\":{\"builtin\":\"echo\","
+		  "\"pool\":{\"min\":1,\"max\":1,\"queue\":1024}}}}");
+	hc_open(&c, &d);
+	hc_open(&k, &d);
+	json_int_t wid = 0;
+	for (int i = 0; i < 30; i++) { /* the worker's pace gets measured */
+		json_t *r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"w\"}");
+		H_OK(r);
+		wid = h_int(r, "worker");
+		json_decref(r);
+	}
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(batch + len, sizeof(line),
+					"{\"id\":%d,\"cmd\":\"call\",\"type\":\"echo\","
+					"\"payload\":\"p%d\"}\n",
+					100000 + i, i);
+	hc_send_raw(&c, batch, len, -1);
+	json_t *r = hc_rpc(&k, "{\"cmd\":\"kill\",\"worker\":%lld}", (long long)wid);
+	ck_assert_msg(h_ok(r) || strcmp(h_err(r), "no_such_worker") == 0, "%s", h_dump(r));
+	json_decref(r);
+	int ok = 0, crashed = 0;
+	for (int i = 0; i < N; i++) {
+		r = hc_next(&c, 20000, NULL);
+		ck_assert_msg(r != NULL, "reply %d of %d missing", i + 1, N);
+		json_int_t id = h_int(r, "id") - 100000;
+		ck_assert_msg(id >= 0 && id < N && !seen[id], "unexpected or repeated reply %s",
+			      h_dump(r));
+		seen[id] = true;
+		if (h_ok(r)) {
+			snprintf(line, sizeof(line), "p%lld", (long long)id);
+			ck_assert_str_eq(h_str(r, "result"), line);
+			ok++;
+		} else {
+			ck_assert_msg(strcmp(h_err(r), "worker_crashed") == 0, "%s", h_dump(r));
+			crashed++;
+		}
+		json_decref(r);
+	}
+	ck_assert_int_eq(ok + crashed, N);
+	r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"after\"}");
+	H_OK(r);
+	json_decref(r);
+	free(batch);
+	hc_close(&k);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("e2e-calls");
 	h_add(s, test_echo_and_sha256, 60);
+	h_add(s, test_queued_calls_survive_worker_death, 120);
 	h_add(s, test_payload_string_nul, 60);
 	h_add(s, test_all_bytes_b64, 60);
 	h_add(s, test_payload_sizes, 60);

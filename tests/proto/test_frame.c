@@ -315,8 +315,13 @@ START_TEST(bad_flags)
 		send_hdr(&h, 0, -1, 0);
 		expect_recv(-EBADMSG);
 	}
-	ck_assert_int_eq(frame_send(sv[0], MSG_HELLO, 1, 0, NULL, 0, NULL, 0), 0);
+	ck_assert_int_eq(frame_send(sv[0], MSG_HELLO, HELLO_F_MASK << 1, 0, NULL, 0, NULL, 0), 0);
 	expect_recv(-EBADMSG);
+	/* HELLO_F_RING_CALLS is the one flag a hello may carry. */
+	struct frame f;
+	ck_assert_int_eq(frame_send(sv[0], MSG_HELLO, HELLO_F_RING_CALLS, 0, NULL, 0, NULL, 0), 0);
+	ck_assert_int_eq(frame_recv(sv[1], &f), 1);
+	ck_assert_uint_eq(f.hdr.flags, HELLO_F_RING_CALLS);
 }
 END_TEST
 

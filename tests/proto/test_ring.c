@@ -642,13 +642,68 @@ END_TEST
 
 START_TEST(corrupt_unknown_type)
 {
-	const uint32_t types[] = {0, 3, 0xffffffffu};
+	const uint32_t types[] = {0, 4, 0xffffffffu};
 
 	for (size_t i = 0; i < 3; i++) {
 		put_rec(0, 1, types[i]);
 		atomic_store(&ctl(0)->head, 16);
 		expect_consumer_eproto();
 	}
+}
+END_TEST
+
+/* FRAME records: whole or nothing, never wrapped, in order with DATA; refused by DATA reads. */
+START_TEST(frame_records)
+{
+	uint8_t rec[64], big[CAP];
+	const void *p;
+	uint32_t type;
+	size_t n, wr;
+
+	memset(rec, 'f', sizeof(rec));
+	memset(big, 'd', sizeof(big));
+	ck_assert_int_eq(ring_write_frame(&d.tx, rec, 32), 1);
+	ck_assert_int_eq(ring_write(&d.tx, "abc", 3, &wr), 0);
+	ck_assert_int_eq(ring_write_frame(&d.tx, rec, 40), 1);
+	/* A DATA read refuses the frame in front; the typed peek returns it. */
+	ck_assert_int_eq(ring_peek(&w.rx, &p, &n), -EPROTO);
+	ck_assert_int_eq(ring_read(&w.rx, big, 8), -EPROTO);
+	ck_assert_int_eq(ring_peek_rec(&w.rx, &type, &p, &n), 1);
+	ck_assert_uint_eq(type, RING_REC_FRAME);
+	ck_assert_uint_eq(n, 32);
+	ring_consume(&w.rx, n);
+	ck_assert_int_eq(ring_peek_rec(&w.rx, &type, &p, &n), 1);
+	ck_assert_uint_eq(type, RING_REC_DATA);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(memcmp(p, "abc", 3), 0);
+	ring_consume(&w.rx, n);
+	ck_assert_int_eq(ring_peek_rec(&w.rx, &type, &p, &n), 1);
+	ck_assert_uint_eq(type, RING_REC_FRAME);
+	ck_assert_uint_eq(n, 40);
+	ring_consume(&w.rx, n);
+	ck_assert_int_eq(ring_peek_rec(&w.rx, &type, &p, &n), 0);
+	/* Full: nothing written.  Then a frame that does not fit before the end wraps
+	 * behind a PAD, never split. */
+	ck_assert_int_eq(ring_write(&d.tx, big, CAP - 40, &wr), 0);
+	ck_assert_int_eq(ring_write_frame(&d.tx, rec, 64), 0);
+	ck_assert_int_eq(ring_read(&w.rx, big, CAP), (long)wr);
+	/* Move near the end (the cached tail may split the write): the frame goes to 0. */
+	uint64_t to_end = CAP - d.tx.head % CAP;
+	ck_assert_int_eq(ring_write(&d.tx, big, to_end - 32 - RING_REC_HDR, &wr), 0);
+	ck_assert_int_eq(ring_read(&w.rx, big, CAP), (long)wr);
+	ck_assert_uint_lt(CAP - d.tx.head % CAP, 72);
+	ck_assert_int_eq(ring_write_frame(&d.tx, rec, 64), 1);
+	ck_assert_uint_eq(d.tx.head % CAP, 72);
+	ck_assert_int_eq(ring_peek_rec(&w.rx, &type, &p, &n), 1);
+	ck_assert_uint_eq(type, RING_REC_FRAME);
+	ck_assert_uint_eq(n, 64);
+	ck_assert_ptr_eq(p, w.rx.data + RING_REC_HDR);
+	ring_consume(&w.rx, n);
+	ck_assert_uint_eq(ctl(0)->tail, d.tx.head);
+	/* Sizes out of range. */
+	ck_assert_int_eq(ring_write_frame(&d.tx, rec, 0), -EMSGSIZE);
+	ck_assert_int_eq(ring_write_frame(&d.tx, big, RING_FRAME_MAX + 1), -EMSGSIZE);
+	ck_assert_int_ge(ring_producer_room(&d.tx), (long)CAP);
 }
 END_TEST
 
@@ -1039,6 +1094,7 @@ int main(void)
 	tcase_add_test(tc, corrupt_len_past_end);
 	tcase_add_test(tc, corrupt_record_wraps);
 	tcase_add_test(tc, corrupt_unknown_type);
+	tcase_add_test(tc, frame_records);
 	tcase_add_test(tc, corrupt_len_changed_under_reader);
 	tcase_add_test(tc, pad_chain_bounded);
 	tcase_add_test(tc, corrupt_tail_ahead_of_head);

@@ -30,6 +30,8 @@ static const char *const expected[WEV_N][W_NSTATES] = {
     [WEV_ABORT] = {"-/kill", "-/kill", "-/kill", "-/kill", "-/ignore"},
     [WEV_VIOLATION] = {"-/fault", "-/fault", "-/fault", "-/fault", "-/ignore"},
     [WEV_EXIT] = {"exited/reap", "exited/reap", "exited/reap", "exited/reap", "-/ignore"},
+    [WEV_CALL_QUEUED] = {"-/fault", "-/fault", "-/queue", "-/fault", "-/ignore"},
+    [WEV_CALL_NEXT] = {"-/fault", "-/fault", "-/next", "-/next", "-/ignore"},
 };
 
 START_TEST(test_every_cell)
