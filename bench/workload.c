@@ -89,37 +89,6 @@ static char *bwrap_path;
 static char *bwrap_argv_prefix[MAX_ARGS];
 static int bwrap_argc;
 
-/* A full path for name: /usr/bin, /bin, then each $PATH entry; NULL when absent. */
-static char *find_prog(const char *env, const char *name)
-{
-	const char *e = env ? getenv(env) : NULL;
-	char *path = getenv("PATH") ? strdup(getenv("PATH")) : strdup("");
-	char buf[4096], *save = NULL;
-
-	if (e && *e) {
-		free(path);
-		return strdup(e);
-	}
-	/* The distribution's binary first: /usr/local may hold wrappers. */
-	const char *first[] = {"/usr/bin", "/bin"};
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(buf, sizeof(buf), "%s/%s", first[i], name);
-		if (access(buf, X_OK) == 0) {
-			free(path);
-			return strdup(buf);
-		}
-	}
-	for (char *d = strtok_r(path, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		snprintf(buf, sizeof(buf), "%s/%s", d, name);
-		if (access(buf, X_OK) == 0) {
-			free(path);
-			return strdup(buf);
-		}
-	}
-	free(path);
-	return NULL;
-}
-
 /* Write len bytes to a new file. */
 static void write_file(const char *path, const void *buf, size_t len)
 {
@@ -720,7 +689,7 @@ int main(void)
 	if (rounds < 1 || rounds > n / 8)
 		rounds = 1;
 	char *corrald = bench_path("CORRALD", "../daemon/corrald");
-	bwrap_path = find_prog("BENCH_BWRAP", "bwrap");
+	bwrap_path = bench_which("BENCH_BWRAP", "bwrap");
 	if (!bwrap_path)
 		bench_die("bwrap not found (Debian package bubblewrap; or set BENCH_BWRAP)");
 	bwrap_setup();
@@ -729,7 +698,7 @@ int main(void)
 	for (size_t i = 0; i < NPROGS; i++) {
 		if (list && !strstr(list, progs[i].name))
 			continue;
-		progs[i].path = find_prog(progs[i].env, progs[i].binary);
+		progs[i].path = bench_which(progs[i].env, progs[i].binary);
 		if (!progs[i].path)
 			bench_die("%s not found (set %s)", progs[i].binary, progs[i].env);
 		used[i] = true;
