@@ -482,6 +482,8 @@ pipe:
 	return -1;
 }
 
+static int stdio_feed(struct stdio_run *run, bool *need_rx, bool *need_out);
+
 /* Start the program on its stdin (the payload fd or a pipe) and the pipes; a failed exec becomes a
  * call error. */
 static int stdio_spawn(struct stdio_run *run, char **argv)
@@ -503,6 +505,17 @@ static int stdio_spawn(struct stdio_run *run, char **argv)
 	a.in = in[0];
 	a.out = out[1];
 	a.err = err[1];
+	if (in[1] >= 0) {
+		/* What of the payload is here waits in the pipe before the program starts: its
+		 * first read finds it rather than sleeping until we are back from the exec. */
+		bool need_rx = false, need_in = false;
+
+		run->in = in[1];
+		in[1] = -1;
+		fcntl(run->in, F_SETFL, O_NONBLOCK);
+		if (stdio_feed(run, &need_rx, &need_in) < 0)
+			goto out;
+	}
 	/* No handler of ours may run in the child before it execs. */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
@@ -522,15 +535,13 @@ static int stdio_spawn(struct stdio_run *run, char **argv)
 		corral_call_fail(run->call, "cannot exec %s: %s", argv[0], strerror(a.err_no));
 		goto out;
 	}
-	run->in = in[1];
 	run->out = out[0];
 	run->err = err[0];
-	in[1] = out[0] = err[0] = -1;
-	/* stdout and stderr stay blocking: they are read only once poll() says so. */
-	if (run->in >= 0)
-		fcntl(run->in, F_SETFL, O_NONBLOCK);
+	out[0] = err[0] = -1; /* blocking: they are read only once poll() says so */
 	r = 0;
 out:
+	if (r < 0)
+		close_fd(&run->in);
 	for (int i = 0; i < 2; i++) {
 		close_fd(&in[i]);
 		close_fd(&out[i]);
