@@ -343,19 +343,22 @@ fail:
 	_exit(127);
 }
 
-/* Reap what has exited, without waiting; note the program's status. */
+/* Reap what has exited, without waiting, up to the program itself; note its status.  (What is
+ * left, zombies included, the kill of the tree finds and stdio_kill_all() reaps.) */
 static void stdio_reap_some(struct stdio_run *run)
 {
 	struct signalfd_siginfo si[8];
 	pid_t p;
 	int ws;
 
-	while (st.sigchld >= 0 && read(st.sigchld, si, sizeof(si)) > 0)
-		;
+	/* One read: SIGCHLD, a standard signal, is pending once at most. */
+	if (st.sigchld >= 0 && read(st.sigchld, si, sizeof(si)) < 0 && errno != EAGAIN)
+		fprintf(stderr, "corral-worker: signalfd: %s\n", strerror(errno));
 	while ((p = waitpid(-1, &ws, WNOHANG | __WALL)) > 0)
 		if (p == run->pid) {
 			run->exited = true;
 			run->wstatus = ws;
+			break;
 		}
 }
 
