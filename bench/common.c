@@ -136,6 +136,32 @@ char *bench_path(const char *env, const char *rel)
 	return r;
 }
 
+char *bench_which(const char *env, const char *name)
+{
+	static const char *const first[] = {"/usr/bin", "/bin", "/usr/sbin", "/sbin"};
+	const char *e = env ? getenv(env) : NULL;
+	char buf[4096], *path, *save = NULL;
+
+	if (e && *e)
+		return strdup(e);
+	/* The distribution's binary first: /usr/local may hold wrappers. */
+	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s/%s", first[i], name);
+		if (access(buf, X_OK) == 0)
+			return strdup(buf);
+	}
+	path = strdup(getenv("PATH") ? getenv("PATH") : "");
+	for (char *d = strtok_r(path, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, sizeof(buf), "%s/%s", d, name);
+		if (access(buf, X_OK) == 0) {
+			free(path);
+			return strdup(buf);
+		}
+	}
+	free(path);
+	return NULL;
+}
+
 void bench_raise_nofile(rlim_t want)
 {
 	struct rlimit rl;

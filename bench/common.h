@@ -62,6 +62,10 @@ double bench_percentile(double *v, size_t n, double p);
 /* $env if set, else rel resolved against the directory of /proc/self/exe. */
 char *bench_path(const char *env, const char *rel);
 
+/* A full path for the program name: $env when set, else /usr/bin, /bin, /usr/sbin, /sbin, then
+ * each $PATH entry; NULL when there is none (malloc'd). */
+char *bench_which(const char *env, const char *name);
+
 /* Raise our soft RLIMIT_NOFILE to at least want (bounded by the hard limit). */
 void bench_raise_nofile(rlim_t want);
 

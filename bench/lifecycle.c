@@ -16,6 +16,10 @@
  *   corralctl_ping_vs_exec_floor       whole `corralctl ping` process against
  *                                      bench-true (fork+exec+wait, medians)
  *   corralctl_ping_vs_exec_true        the same against /bin/true
+ *   corralctl_ping_vs_sv_status        the same against runit's `sv status` of a
+ *                                      service a runsv supervises (a trivial one
+ *                                      in a temporary directory); skipped, said
+ *                                      why, when runit is not installed
  *   idle_wakeups_per_s                 daemon context switches, 100 idle workers
  *   daemon_private_kb_100_workers      Private_Dirty of smaps_rollup
  *   spawn_ready_1000_alive_vs_empty    spawn count 1 until ready, medians
@@ -23,16 +27,19 @@
  *
  * Binaries: $CORRALD, $CORRALCTL, $BENCH_TRUE, $BENCH_HELLO, else found relative
  * to this executable in the build tree (../daemon/corrald, ../cli/corralctl,
- * ./bench-true, ./bench-hello).
+ * ./bench-true, ./bench-hello); $BENCH_SV and $BENCH_RUNSV, else found in
+ * /usr/bin, /bin, /usr/sbin, /sbin or $PATH (Debian package runit).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -255,8 +262,25 @@ static double spawn_ready_median(struct bench_daemon *d, const char *what)
 	return p50;
 }
 
-/* fork+exec+wait of argv, stdout/stderr to /dev/null; returns µs. */
-static double run_once(char *const argv[])
+/* Start argv with stdin, stdout and stderr on /dev/null; its pid. */
+static pid_t spawn_quiet(char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	int r = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		bench_die("posix_spawn %s: %s", argv[0], strerror(r));
+	return pid;
+}
+
+/* fork+exec+wait of argv, stdout/stderr to /dev/null; its wait status, *us the time taken. */
+static int run_status(char *const argv[], double *us)
 {
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
@@ -271,30 +295,133 @@ static double run_once(char *const argv[])
 		bench_die("posix_spawn %s: %s", argv[0], strerror(r));
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	double us = (double)(bench_now_ns() - t0) / 1e3;
+	*us = (double)(bench_now_ns() - t0) / 1e3;
 	posix_spawn_file_actions_destroy(&fa);
+	return st;
+}
+
+/* fork+exec+wait of argv, which must exit 0; returns µs. */
+static double run_once(char *const argv[])
+{
+	double us;
+	int st = run_status(argv, &us);
+
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		bench_die("%s exited with status 0x%x", argv[0], st);
 	return us;
 }
 
+/* runit supervising one trivial service, for the `sv status` baseline. */
+struct runit {
+	char *sv;
+	pid_t runsv;
+	char dir[64];  /* temporary directory */
+	char svc[128]; /* the service directory in it */
+};
+
+/* Write a file of the given mode. */
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		bench_die("write %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* Start runsv on a service that sleeps, and wait until `sv status` reads it; false (said why)
+ * when runit is not installed. */
+static bool runit_start(struct runit *r)
+{
+	char *runsv = bench_which("BENCH_RUNSV", "runsv");
+	char path[200];
+	double us;
+
+	r->sv = bench_which("BENCH_SV", "sv");
+	if (!runsv || !r->sv) {
+		bench_log("runit not installed (Debian package runit): no sv status baseline");
+		free(runsv);
+		free(r->sv);
+		return false;
+	}
+	snprintf(r->dir, sizeof(r->dir), "/tmp/bench-sv.XXXXXX");
+	if (!mkdtemp(r->dir))
+		bench_die("mkdtemp: %s", strerror(errno));
+	snprintf(r->svc, sizeof(r->svc), "%s/svc", r->dir);
+	if (mkdir(r->svc, 0755) < 0)
+		bench_die("mkdir %s: %s", r->svc, strerror(errno));
+	snprintf(path, sizeof(path), "%s/run", r->svc);
+	write_text(path, "#!/bin/sh\nexec sleep 1000000\n", 0755);
+	r->runsv = spawn_quiet((char *[]){runsv, r->svc, NULL});
+	free(runsv);
+	/* runsv makes supervise/ at its own pace: poll until sv reads the status. */
+	for (int i = 0;; i++) {
+		int st = run_status((char *[]){r->sv, "status", r->svc, NULL}, &us);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			return true;
+		if (i >= 1000)
+			bench_die("sv status %s: runsv never answered", r->svc);
+		bench_sleep_ms(5);
+	}
+}
+
+/* nftw callback: remove one entry. */
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0)
+		bench_log("remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* `sv exit`: the service and runsv go; then the directory. */
+static void runit_stop(struct runit *r)
+{
+	double us;
+	int st;
+
+	run_status((char *[]){r->sv, "exit", r->svc, NULL}, &us);
+	for (int i = 0; waitpid(r->runsv, &st, WNOHANG) == 0; i++) {
+		if (i == 1000) {
+			bench_log("runsv did not exit: SIGKILL");
+			kill(r->runsv, SIGKILL);
+			waitpid(r->runsv, &st, 0);
+			break;
+		}
+		bench_sleep_ms(5);
+	}
+	nftw(r->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(r->sv);
+}
+
 static void bench_ping(struct bench_daemon *d, const char *corralctl, const char *truebin)
 {
-	static double tc[PING_ITERS], tt[PING_ITERS], tb[PING_ITERS];
+	static double tc[PING_ITERS], tt[PING_ITERS], tb[PING_ITERS], ts[PING_ITERS];
 	char *ctl[] = {(char *)corralctl, "--socket", d->sock, "ping", NULL};
 	char *tru[] = {(char *)truebin, NULL};
 	char *bintrue[] = {access("/bin/true", X_OK) == 0 ? "/bin/true" : "/usr/bin/true", NULL};
+	struct runit rs;
+	bool sv = runit_start(&rs);
+	char *svst[] = {sv ? rs.sv : NULL, "status", rs.svc, NULL};
 
-	bench_log("corralctl ping vs bench-true, %d runs each", PING_ITERS);
+	bench_log("corralctl ping vs bench-true, /bin/true%s, %d runs each",
+		  sv ? " and sv status" : "", PING_ITERS);
 	for (int i = 0; i < 10; i++) {
 		run_once(ctl);
 		run_once(tru);
+		if (sv)
+			run_once(svst);
 	}
 	for (int i = 0; i < PING_ITERS; i++) {
 		tc[i] = run_once(ctl);
 		tt[i] = run_once(tru);
 		tb[i] = run_once(bintrue);
+		if (sv)
+			ts[i] = run_once(svst);
 	}
+	if (sv)
+		runit_stop(&rs);
 	double c50 = bench_percentile(tc, PING_ITERS, 50);
 	double t50 = bench_percentile(tt, PING_ITERS, 50);
 	double b50 = bench_percentile(tb, PING_ITERS, 50);
@@ -303,6 +430,11 @@ static void bench_ping(struct bench_daemon *d, const char *corralctl, const char
 	printf("BENCH exec_true_us_p50 %.1f us\n", b50);
 	printf("RATIO corralctl_ping_vs_exec_floor %.3f\n", c50 / t50);
 	printf("RATIO corralctl_ping_vs_exec_true %.3f\n", c50 / b50);
+	if (sv) {
+		double s50 = bench_percentile(ts, PING_ITERS, 50);
+		printf("BENCH sv_status_us_p50 %.1f us\n", s50);
+		printf("RATIO corralctl_ping_vs_sv_status %.3f\n", c50 / s50);
+	}
 	fflush(stdout);
 }
 

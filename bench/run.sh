@@ -12,6 +12,9 @@ build=${1:-"$src/build-bench"}
 
 # The build deps, and the programs bench-workload runs (not needed by the tests).
 "$src/scripts/deps.sh" gzip jq imagemagick bubblewrap >&2
+# runit for bench-lifecycle's `sv status` baseline, without its recommends: runit-run
+# would start a system-wide runsvdir (a systemd unit or an inittab line).
+DEPS_NO_RECOMMENDS=1 "$src/scripts/deps.sh" runit >&2
 
 if [ ! -f "$build/build.ninja" ]; then
 	# shellcheck disable=SC2086 # MESON_ARGS is a list of words

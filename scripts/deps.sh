@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what corral needs to build and test on Debian 12, when it is missing.
 # Usage: scripts/deps.sh [extra-package...]
+#   DEPS_NO_RECOMMENDS=1 scripts/deps.sh PKG   without PKG's recommended packages
 set -eu
 pkgs="meson ninja-build pkg-config gcc libevent-dev libjansson-dev check libseccomp-dev nettle-dev $*"
 missing=""
@@ -16,4 +17,4 @@ fi
 echo "corral: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq $missing >/dev/null
+apt-get install -y -qq ${DEPS_NO_RECOMMENDS:+--no-install-recommends} $missing >/dev/null

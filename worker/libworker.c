@@ -352,6 +352,11 @@ uint64_t corral_call_written(const struct corral_call *c)
 	return c->written;
 }
 
+int corral_call_payload_fd(const struct corral_call *c)
+{
+	return c->payload_fd;
+}
+
 /* Next chunk of a payload passed as an fd, through fd_buf. */
 static int call_fd_peek(struct corral_call *c, const void **ret_ptr, size_t *ret_len)
 {

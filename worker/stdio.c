@@ -4,6 +4,9 @@
  *
  * One poll() loop moves three streams at once, so no program can deadlock us:
  *   payload (ring or fd) -> program stdin   (EPIPE: the program stopped reading; fine)
+ *                     A payload fd the program may safely hold (a sealed memfd, a file
+ *                     nobody in the sandbox can write) is its stdin itself instead,
+ *                     reopened read-only: no copy through a pipe, as a bare spawn.
  *   program stdout -> result (ring or memfd), through a staging buffer
  *   program stderr -> our stderr (the daemon's log capture) and a tail kept for
  *                     the error message
@@ -51,6 +54,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -109,12 +113,13 @@ static struct {
 	pid_t self;		  /* our pid */
 	bool pid1;		  /* init of our pid namespace */
 	struct sock_fprog filter; /* the program's filter; .filter NULL: none */
-	bool ll_scope;		  /* Landlock can scope the program's signals */
+	int ll_ruleset;		  /* Landlock ruleset scoping the program's signals, or -1 */
+	bool nnp;		  /* no_new_privs is set already (the daemon set it) */
 	int ignored[64];	  /* signals we ignore, which exec would keep ignored */
 	int nignored;
 	char *path; /* argv[0] resolved through PATH once; NULL: execvp */
 	void *stack;
-} st = {.sigchld = -1};
+} st = {.sigchld = -1, .ll_ruleset = -1};
 
 extern char **environ;
 
@@ -267,7 +272,15 @@ int stdio_init(struct stdio_prog *prog)
 		fprintf(stderr, "corral-worker: no seccomp filter for the program: %s\n",
 			strerror(-r));
 	abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	st.ll_scope = abi >= 6;
+	if (abi >= 6) {
+		/* One ruleset for every program: it may signal only processes it created. */
+		struct ll_attr attr = {.scoped = LL_SCOPE_SIGNAL};
+
+		st.ll_ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+		if (st.ll_ruleset >= 0)
+			fcntl(st.ll_ruleset, F_SETFD, FD_CLOEXEC);
+	}
+	st.nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
 	/* libcorral-worker ignores SIGPIPE; whoever started the daemon may have ignored more. */
 	st.ignored[st.nignored++] = SIGPIPE;
 	for (int s = 1; s < NSIG && st.nignored < 64; s++)
@@ -302,6 +315,10 @@ CHILD_CODE static int stdio_child(void *arg)
 	/* Our fds 0-4 are taken (/dev/null, logs, socket, payload), so the pipes sit above 2. */
 	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
 		goto fail;
+	/* A Landlock domain that may signal only processes it created (before close_range: the
+	 * ruleset is one of our fds). */
+	if (st.ll_ruleset >= 0)
+		syscall(SYS_landlock_restrict_self, st.ll_ruleset, 0);
 	if (syscall(SYS_close_range, 3, ~0U, 0) < 0) {
 		/* Old kernel: one by one. */
 		struct rlimit rl;
@@ -311,18 +328,8 @@ CHILD_CODE static int stdio_child(void *arg)
 		for (rlim_t fd = 3; fd < rl.rlim_cur; fd++)
 			close((int)fd);
 	}
-	if (st.ll_scope) {
-		/* A Landlock domain that may signal only processes it created. */
-		struct ll_attr attr = {.scoped = LL_SCOPE_SIGNAL};
-		int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
-
-		if (fd >= 0) {
-			syscall(SYS_landlock_restrict_self, fd, 0);
-			close(fd);
-		}
-	}
 	/* The daemon set no_new_privs already; a worker run by hand needs it for the filter. */
-	if (st.filter.filter && (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	if (st.filter.filter && ((!st.nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ||
 				 prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &st.filter) < 0))
 		goto fail;
 	sigemptyset(&none);
@@ -336,19 +343,22 @@ fail:
 	_exit(127);
 }
 
-/* Reap what has exited, without waiting; note the program's status. */
+/* Reap what has exited, without waiting, up to the program itself; note its status.  (What is
+ * left, zombies included, the kill of the tree finds and stdio_kill_all() reaps.) */
 static void stdio_reap_some(struct stdio_run *run)
 {
 	struct signalfd_siginfo si[8];
 	pid_t p;
 	int ws;
 
-	while (st.sigchld >= 0 && read(st.sigchld, si, sizeof(si)) > 0)
-		;
+	/* One read: SIGCHLD, a standard signal, is pending once at most. */
+	if (st.sigchld >= 0 && read(st.sigchld, si, sizeof(si)) < 0 && errno != EAGAIN)
+		fprintf(stderr, "corral-worker: signalfd: %s\n", strerror(errno));
 	while ((p = waitpid(-1, &ws, WNOHANG | __WALL)) > 0)
 		if (p == run->pid) {
 			run->exited = true;
 			run->wstatus = ws;
+			break;
 		}
 }
 
@@ -436,7 +446,49 @@ static void stdio_kill_all(struct stdio_run *run)
 	}
 }
 
-/* Start the program on the pipes; a failed exec becomes a call error. */
+/*
+ * The payload fd reopened read-only, at offset 0 and with an offset of its own, for the program's
+ * stdin; or -1: the payload goes through a pipe.  Only a regular file or memfd of the call's size,
+ * and only one the program cannot change by reopening /proc/self/fd/0 for writing: a memfd sealed
+ * against writes and resizing, or a file that this worker (whose access the program has at most)
+ * cannot open for writing.
+ */
+static int stdio_direct_in(struct corral_call *call)
+{
+	int fd = corral_call_payload_fd(call), in, w, seals;
+	char path[48];
+	struct stat sb;
+
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (in < 0)
+		return -1;
+	if (fstat(in, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size != corral_call_len(call))
+		goto pipe;
+	/* A memfd sealed against writes, growing and shrinking needs no test (F_GET_SEALS fails on
+	 * other files). */
+	seals = fcntl(in, F_GET_SEALS);
+	if (seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) ||
+	    (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW)) {
+		w = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (w >= 0) {
+			close(w);
+			goto pipe;
+		}
+	}
+	return in;
+pipe:
+	close(in);
+	return -1;
+}
+
+static int stdio_feed(struct stdio_run *run, bool *need_rx, bool *need_out);
+
+/* Start the program on its stdin (the payload fd or a pipe) and the pipes; a failed exec becomes a
+ * call error. */
 static int stdio_spawn(struct stdio_run *run, char **argv)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
@@ -444,16 +496,29 @@ static int stdio_spawn(struct stdio_run *run, char **argv)
 	sigset_t all, old;
 	int r = -1;
 
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+	in[0] = stdio_direct_in(run->call);
+	if ((in[0] < 0 && pipe2(in, O_CLOEXEC) < 0) || pipe2(out, O_CLOEXEC) < 0 ||
+	    pipe2(err, O_CLOEXEC) < 0) {
 		corral_call_fail(run->call, "cannot create pipes: %s", strerror(errno));
 		goto out;
 	}
 	/* A payload larger than a pipe holds: fewer wake-ups with a larger one. */
-	if (corral_call_len(run->call) > STDIO_PIPE_DEFAULT)
+	if (in[1] >= 0 && corral_call_len(run->call) > STDIO_PIPE_DEFAULT)
 		fcntl(in[1], F_SETPIPE_SZ, STDIO_PIPE_SZ);
 	a.in = in[0];
 	a.out = out[1];
 	a.err = err[1];
+	if (in[1] >= 0) {
+		/* What of the payload is here waits in the pipe before the program starts: its
+		 * first read finds it rather than sleeping until we are back from the exec. */
+		bool need_rx = false, need_in = false;
+
+		run->in = in[1];
+		in[1] = -1;
+		fcntl(run->in, F_SETFL, O_NONBLOCK);
+		if (stdio_feed(run, &need_rx, &need_in) < 0)
+			goto out;
+	}
 	/* No handler of ours may run in the child before it execs. */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
@@ -473,15 +538,13 @@ static int stdio_spawn(struct stdio_run *run, char **argv)
 		corral_call_fail(run->call, "cannot exec %s: %s", argv[0], strerror(a.err_no));
 		goto out;
 	}
-	run->in = in[1];
 	run->out = out[0];
 	run->err = err[0];
-	in[1] = out[0] = err[0] = -1;
-	fcntl(run->in, F_SETFL, O_NONBLOCK);
-	fcntl(run->out, F_SETFL, O_NONBLOCK);
-	fcntl(run->err, F_SETFL, O_NONBLOCK);
+	out[0] = err[0] = -1; /* blocking: they are read only once poll() says so */
 	r = 0;
 out:
+	if (r < 0)
+		close_fd(&run->in);
 	for (int i = 0; i < 2; i++) {
 		close_fd(&in[i]);
 		close_fd(&out[i]);

@@ -40,6 +40,10 @@ void worker_pid1_signals(void);
 /* confine.c: load the strict seccomp filter.  0 or -errno. */
 int worker_seccomp_strict(void);
 
+/* The fd a CALL_F_PAYLOAD_FD payload came in (the call's: never close it), or -1 for a payload in
+ * the ring.  Its bytes from offset 0 to corral_call_len() are the payload. */
+int corral_call_payload_fd(const struct corral_call *call);
+
 /* corral_call_peek() that never waits: -EAGAIN when the ring is empty. */
 int corral_call_try_peek(struct corral_call *call, const void **ret_ptr, size_t *ret_len);
 

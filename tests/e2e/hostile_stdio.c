@@ -9,6 +9,11 @@
  *	bomb       name ourselves corral-bomb, fork a fork bomb, exit 3 soon after
  *	bombwait   name ourselves corral-bomb and fork forever ourselves
  *	oom MB     allocate and touch MB MiB, then print "survived"
+ *	stdin      print what stdin is ("stdin: file" or "stdin: pipe"), try to change
+ *	           it (pwrite on fd 0, reopen /proc/self/fd/0 read-write to write,
+ *	           truncate or map it shared writable, a writable mapping of fd 0),
+ *	           printing each outcome as escape does; then read it all and print
+ *	           "bytes N sum S" (S: the sum of the bytes)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -117,6 +124,55 @@ static void nap(long ms)
 		;
 }
 
+/* Open stdin again read-write through /proc (the fd or -1, errno set). */
+static int reopen_stdin(void)
+{
+	return open("/proc/self/fd/0", O_RDWR | O_CLOEXEC);
+}
+
+/* The stdin attacks, then the bytes of stdin counted and summed. */
+static void attack_stdin(void)
+{
+	static const char evil[] = "PWNED";
+	unsigned char buf[4096];
+	unsigned long long total = 0, sum = 0;
+	struct stat sb;
+	ssize_t n;
+	void *m;
+	int fd, e;
+
+	printf("stdin: %s\n", fstat(0, &sb) == 0 && S_ISREG(sb.st_mode) ? "file" : "pipe");
+	report("direct", pwrite(0, evil, 5, 0), errno);
+	fd = reopen_stdin();
+	e = errno;
+	report("reopen", fd >= 0 ? pwrite(fd, evil, 5, 0) : -1, fd >= 0 ? errno : e);
+	if (fd >= 0)
+		close(fd);
+	fd = reopen_stdin();
+	e = errno;
+	report("truncate", fd >= 0 ? ftruncate(fd, 1) : -1, fd >= 0 ? errno : e);
+	if (fd >= 0)
+		close(fd);
+	fd = reopen_stdin();
+	e = errno;
+	m = fd >= 0 ? mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+	report("mmap", m != MAP_FAILED ? 0 : -1, fd >= 0 ? errno : e);
+	if (m != MAP_FAILED)
+		munmap(m, 4096);
+	if (fd >= 0)
+		close(fd);
+	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 0);
+	report("mmap-direct", m != MAP_FAILED ? 0 : -1, errno);
+	if (m != MAP_FAILED)
+		munmap(m, 4096);
+	while ((n = read(0, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < n; i++) {
+			sum += buf[i];
+			total++;
+		}
+	printf("bytes %llu sum %llu\n", total, sum);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -129,6 +185,10 @@ int main(int argc, char **argv)
 		for (char *save = NULL, *tok = strtok_r(in, " \n", &save); tok;
 		     tok = strtok_r(NULL, " \n", &save))
 			attempt(tok, t);
+		return 0;
+	}
+	if (strcmp(argv[1], "stdin") == 0) {
+		attack_stdin();
 		return 0;
 	}
 	if (strcmp(argv[1], "orphans") == 0) {

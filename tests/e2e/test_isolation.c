@@ -470,6 +470,76 @@ START_TEST(test_payload_file_0666)
 }
 END_TEST
 
+/* Call the stdio type "in" with fd (the caller's offset moved); the program must have found stdin
+ * to be how ("file" or "pipe"), failed every attack on it, read want[0..len) from it; fd unchanged,
+ * its offset too. */
+static void assert_stdin_safe(struct hc *c, int fd, const unsigned char *want, size_t len,
+			      const char *how)
+{
+	unsigned long long sum = 0;
+	char line[80];
+	size_t n;
+
+	for (size_t i = 0; i < len; i++)
+		sum += want[i];
+	ck_assert_int_eq(lseek(fd, 100, SEEK_SET), 100);
+	int rfd = -1;
+	json_t *r = hc_rpc_fd(c, fd, &rfd,
+			      "{\"cmd\":\"call\",\"type\":\"in\",\"payload_fd\":true,"
+			      "\"timeout_ms\":10000}");
+	H_OK(r);
+	ck_assert_msg(rfd >= 0, "no result fd: %s", h_dump(r));
+	unsigned char *out = h_read_fd(rfd, &n);
+	close(rfd);
+	char *res = strndup((char *)out, n);
+	free(out);
+	snprintf(line, sizeof(line), "stdin: %s\n", how);
+	ck_assert_msg(strncmp(res, line, strlen(line)) == 0, "result: %s", res);
+	ck_assert_msg(strstr(res, "reopen:") && !strstr(res, "SUCCEEDED"), "attacks: %s", res);
+	snprintf(line, sizeof(line), "bytes %zu sum %llu\n", len, sum);
+	ck_assert_msg(strstr(res, line), "result: %s, want %s", res, line);
+	free(res);
+	json_decref(r);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), 100);
+	unsigned char *now = h_read_fd(fd, &n);
+	ck_assert_msg(n == len && memcmp(now, want, len) == 0, "the payload changed (%zu bytes)",
+		      n);
+	free(now);
+}
+
+/* A payload fd as a stdio program's stdin: read-only, from offset 0, whatever it tries. */
+START_TEST(test_payload_fd_stdin)
+{
+	struct hd d;
+	struct hc c;
+	static unsigned char want[100000];
+	char path[160];
+
+	hd_up(&d,
+	      "{\"types\":{\"in\":{\"mode\":\"stdio\",\"exec\":[\"%s\",\"stdin\"],"
+	      "\"pool\":{\"min\":1,\"max\":1}}}}",
+	      prog("HOSTILE_STDIO"));
+	hc_open(&c, &d);
+	worker_pid(&c, "in", NULL);
+	h_pattern(want, 0, sizeof(want));
+	/* A memfd, sealed by the daemon: the program reads it directly. */
+	int fd = h_memfd_pattern(sizeof(want));
+	assert_stdin_safe(&c, fd, want, sizeof(want), "file");
+	close(fd);
+	/* A world-writable file: Landlock keeps the worker, so the program, from writing it. */
+	snprintf(path, sizeof(path), "%s/payload", d.dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fchmod(fd, 0666), 0);
+	ck_assert_int_eq(write(fd, want, sizeof(want)), (ssize_t)sizeof(want));
+	assert_stdin_safe(&c, fd, want, sizeof(want),
+			  type_has_layer(&c, "in", "landlock", true) ? "file" : "pipe");
+	close(fd);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
 /* A stdio program OOM-killed in its worker's memory cgroup: the call says so, the worker's
  * own exit later does not. */
 START_TEST(test_oom_stdio_program)
@@ -717,6 +787,7 @@ int main(void)
 	h_add(s, test_payload_memfd_sealed, 60);
 	h_add(s, test_payload_memfd_unsealable, 60);
 	h_add(s, test_payload_file_0666, 60);
+	h_add(s, test_payload_fd_stdin, 60);
 	h_add(s, test_oom_stdio_program, 60);
 	h_add(s, test_oom_worker, 60);
 	h_add(s, test_delegated_cgroup_v2, 60);

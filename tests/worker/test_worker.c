@@ -728,6 +728,87 @@ START_TEST(test_stdio_limit)
 }
 END_TEST
 
+/* A memfd of n bytes of seed's pattern that takes seals (none added yet). */
+static int sealable_memfd(uint64_t n, uint32_t seed)
+{
+	int fd = memfd_create("payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	uint8_t buf[4096];
+
+	ck_assert_int_ge(fd, 0);
+	for (uint64_t off = 0; off < n; off += sizeof(buf)) {
+		size_t c = n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
+
+		for (size_t i = 0; i < c; i++)
+			buf[i] = gen_byte(seed, off + i);
+		ck_assert_int_eq(write(fd, buf, c), (ssize_t)c);
+	}
+	return fd;
+}
+
+/* Call w with payload fd (len bytes announced); the result must be how (the program's stdin: "file"
+ * or "pipe") then the payload's first len bytes, and fd's offset unchanged. */
+static void stdin_call(struct wk *w, int fd, uint64_t len, uint32_t seed, const char *how)
+{
+	static uint8_t out[16384];
+	struct src s = {.len = len};
+	struct sink k = {.buf = out, .cap = sizeof(out)};
+	struct result res;
+	off_t at = lseek(fd, 0, SEEK_CUR);
+
+	call(w, CALL_F_PAYLOAD_FD, fd, &s, &k, &res, false);
+	ck_assert_msg(res.status == RESULT_OK, "status %u: %s", res.status, res.msg);
+	ck_assert_uint_eq(k.len, strlen(how) + len);
+	ck_assert_msg(memcmp(out, how, strlen(how)) == 0, "stdin was %.4s, not %s", out, how);
+	for (uint64_t i = 0; i < len; i++)
+		ck_assert_msg(out[strlen(how) + i] == gen_byte(seed, i), "byte %llu differs",
+			      (unsigned long long)i);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), at);
+}
+
+/* A payload fd the program cannot write is its stdin itself (read-only, its own offset); any other
+ * goes through a pipe. */
+START_TEST(test_stdio_payload_fd_stdin)
+{
+	const int resize = F_SEAL_SHRINK | F_SEAL_GROW;
+	char path[] = "/tmp/corral-test-payload.XXXXXX";
+	struct wk w;
+	int fd;
+
+	wk_start(&w, RING_MIN_CAP, RING_MIN_CAP,
+		 WORKER_ARGV("stdio", "--", "/bin/sh", "-c",
+			     "if [ -f /dev/stdin ]; then printf file; else printf pipe; fi; cat"));
+	/* Sealed against writes and resizing: the program reads it directly, from offset 0
+	 * whatever the caller's offset. */
+	fd = sealable_memfd(10000, 1);
+	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | resize), 0);
+	ck_assert_int_eq(lseek(fd, 123, SEEK_SET), 123);
+	stdin_call(&w, fd, 10000, 1, "file");
+	/* Bytes past the announced length stay out of it. */
+	stdin_call(&w, fd, 6000, 1, "pipe");
+	close(fd);
+	/* Sealed against writes only: the program could truncate it. */
+	fd = sealable_memfd(5000, 2);
+	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), 0);
+	stdin_call(&w, fd, 5000, 2, "pipe");
+	close(fd);
+	/* Unsealed. */
+	fd = sealable_memfd(5000, 3);
+	stdin_call(&w, fd, 5000, 3, "pipe");
+	close(fd);
+	/* A file this worker (no Landlock, run by hand) could open for writing. */
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	for (uint64_t i = 0; i < 3000; i++) {
+		uint8_t b = gen_byte(4, i);
+		ck_assert_int_eq(write(fd, &b, 1), 1);
+	}
+	stdin_call(&w, fd, 3000, 4, "pipe");
+	close(fd);
+	wk_close(&w);
+}
+END_TEST
+
 START_TEST(test_stop_idle)
 {
 	struct wk w;
@@ -1204,6 +1285,7 @@ int main(void)
 	add(s, "stdio_noexec", test_stdio_noexec);
 	add(s, "stdio_no_read", test_stdio_no_read);
 	add(s, "stdio_limit", test_stdio_limit);
+	add(s, "stdio_payload_fd_stdin", test_stdio_payload_fd_stdin);
 	add(s, "stop_idle", test_stop_idle);
 	add(s, "stop_during_call", test_stop_during_call);
 	add(s, "eof_during_call", test_eof_during_call);
