@@ -927,6 +927,26 @@ START_TEST(test_canonical)
 END_TEST
 
 /* All the tests. */
+/* pool.spares: "auto" (the default), or 0..64. */
+START_TEST(test_pool_spares)
+{
+	struct config *cfg;
+	const struct type_config *t = load_type("{\"builtin\": \"echo\"}", &cfg);
+	ck_assert_int_eq(t->pool.spares, SPARES_AUTO);
+	config_free(cfg);
+	t = load_type("{\"builtin\": \"echo\", \"pool\": {\"spares\": 3}}", &cfg);
+	ck_assert_int_eq(t->pool.spares, 3);
+	config_free(cfg);
+	t = load_type("{\"builtin\": \"echo\", \"pool\": {\"spares\": \"auto\"}}", &cfg);
+	ck_assert_int_eq(t->pool.spares, SPARES_AUTO);
+	config_free(cfg);
+	expect_type_error("{\"builtin\": \"echo\", \"pool\": {\"spares\": \"many\"}}",
+			  "types.t.pool.spares: must be \"auto\" or an integer from 0 to 64");
+	expect_type_error("{\"builtin\": \"echo\", \"pool\": {\"spares\": 65}}",
+			  "types.t.pool.spares: must be <= 64");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -940,6 +960,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_unknown_keys);
 	tcase_add_test(tc, test_wrong_types);
 	tcase_add_test(tc, test_pool_values);
+	tcase_add_test(tc, test_pool_spares);
 	tcase_add_test(tc, test_restart_limits_ring);
 	tcase_add_test(tc, test_sandbox_values);
 	tcase_add_test(tc, test_modes);
