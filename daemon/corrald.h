@@ -316,6 +316,8 @@ bool spare_take(struct type_rt *t, struct wproc *p);
 void spares_discard(struct type_rt *t);
 bool spare_reaped(struct daemon *d, pid_t pid, int wstatus);
 void spares_finish(struct daemon *d);
+void cgroup_finish_later(struct daemon *d, uint64_t cg_id);
+void cgroup_trash_finish(void);
 
 /* spawn.c */
 struct sandbox_plan;

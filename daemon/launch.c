@@ -31,6 +31,7 @@
 #include "corrald.h"
 #include "log.h"
 #include "sandbox.h"
+#include "server.h"
 
 extern char **environ;
 
@@ -277,6 +278,62 @@ void spares_discard(struct type_rt *t)
 	}
 }
 
+/*
+ * Cgroups of processes that are gone, removed after the loop's other work:
+ * an rmdir of a cgroup takes milliseconds (the kernel waits for RCU), and
+ * the replacement of a dead worker should not wait for it.
+ */
+static uint64_t *cg_trash;
+static size_t cg_ntrash, cg_trash_cap;
+static struct event *ev_cg_trash;
+
+/* Remove every cgroup in the trash. */
+static void cgroup_empty_trash(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (size_t i = 0; i < cg_ntrash; i++)
+		sandbox_cgroup_finish(cg_trash[i], 0);
+	cg_ntrash = 0;
+}
+
+/* Remove the cgroups numbered cg_id on a later loop turn (now, without a loop). */
+void cgroup_finish_later(struct daemon *d, uint64_t cg_id)
+{
+	if (!d->base) {
+		sandbox_cgroup_finish(cg_id, 0);
+		return;
+	}
+	if (!ev_cg_trash) {
+		ev_cg_trash = event_new(d->base, -1, 0, cgroup_empty_trash, NULL);
+		if (!ev_cg_trash)
+			fatal("out of memory");
+		event_priority_set(ev_cg_trash, EV_NPRIO - 1);
+	}
+	if (cg_ntrash == cg_trash_cap) {
+		cg_trash_cap = cg_trash_cap ? 2 * cg_trash_cap : 16;
+		cg_trash = realloc(cg_trash, cg_trash_cap * sizeof(*cg_trash));
+		if (!cg_trash)
+			fatal("out of memory");
+	}
+	cg_trash[cg_ntrash++] = cg_id;
+	static const struct timeval now = {0, 0};
+	event_add(ev_cg_trash, &now);
+}
+
+/* Remove what is left in the trash and free it (at exit, before the loop goes). */
+void cgroup_trash_finish(void)
+{
+	cgroup_empty_trash(-1, 0, NULL);
+	if (ev_cg_trash)
+		event_free(ev_cg_trash);
+	ev_cg_trash = NULL;
+	free(cg_trash);
+	cg_trash = NULL;
+	cg_trash_cap = 0;
+}
+
 /* Free a spare whose process is gone, with its cgroups. */
 static void spare_free(struct spare *s)
 {
@@ -335,4 +392,5 @@ void spares_finish(struct daemon *d)
 			;
 		spare_free(s);
 	}
+	cgroup_trash_finish();
 }

@@ -986,7 +986,10 @@ static void worker_on_exit(struct worker *w)
 	struct type_rt *t = w->type;
 
 	worker_read_status(w); /* a failure before execve is written before the exit */
-	bool oom = w->in_cgroup && sandbox_cgroup_finish(w->cg_id, w->oom_kills);
+	/* OOM kills now; the cgroups go after the replacement has started. */
+	bool oom = w->in_cgroup && sandbox_cgroup_oom_kills(w->cg_id) > w->oom_kills;
+	if (w->in_cgroup)
+		cgroup_finish_later(d, w->cg_id);
 	enum exit_cause cause = exit_cause_of(w->intent, w->wstatus, oom, t->ns & NS_PID);
 	bool young = !w->ready_ms || now_ms() - w->ready_ms < t->cfg->restart.healthy_ms;
 	bool crash = exit_cause_describe(cause, w->wstatus, t->ns & NS_PID, w->detail, young,
