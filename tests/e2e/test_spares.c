@@ -69,7 +69,9 @@ static void wait_spares(struct hc *c, const char *type, json_int_t want)
 	"{\"types\":{"                                                                             \
 	"\"sb\":{\"builtin\":\"echo\",\"pool\":{\"min\":1,\"max\":2}},"                            \
 	"\"none\":{\"builtin\":\"echo\",\"pool\":{\"min\":2,\"max\":2,\"spares\":0}},"             \
-	"\"lazy\":{\"builtin\":\"echo\",\"pool\":{\"min\":0,\"max\":2}}"                           \
+	"\"lazy\":{\"builtin\":\"echo\",\"pool\":{\"min\":0,\"max\":2}},"                          \
+	"\"plain\":{\"builtin\":\"echo\",\"pool\":{\"min\":1},"                                    \
+	"\"sandbox\":{\"namespaces\":[],\"seccomp\":\"none\"}}"                                    \
 	"}}"
 
 START_TEST(test_spares_are_not_workers)
@@ -83,6 +85,9 @@ START_TEST(test_spares_are_not_workers)
 	/* min > 0: one spare by default; "spares": 0: none, whatever is idle. */
 	wait_spares(&c, "sb", 1);
 	ck_assert_int_eq(spares_of(&c, "none"), 0);
+	/* No namespaces: "auto" keeps none (a spare would save nothing). */
+	json_decref(h_wait_workers(&c, "plain", 1, true, 10000));
+	ck_assert_int_eq(spares_of(&c, "plain"), 0);
 	/* min 0: none until a call spawns on demand, then one. */
 	ck_assert_int_eq(spares_of(&c, "lazy"), 0);
 	json_t *r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"lazy\",\"payload\":\"x\"}");
@@ -94,9 +99,9 @@ START_TEST(test_spares_are_not_workers)
 	int n = children_of(d.pid, kids, 64);
 	r = hc_rpc(&c, "{\"cmd\":\"list\"}");
 	H_OK(r);
-	ck_assert_int_eq(json_array_size(json_object_get(r, "workers")), 4);
+	ck_assert_int_eq(json_array_size(json_object_get(r, "workers")), 5);
 	json_decref(r);
-	ck_assert_int_eq(n, 4 + 2);
+	ck_assert_int_eq(n, 5 + 2);
 	/* The effective config says what was asked. */
 	r = hc_rpc(&c, "{\"cmd\":\"describe\",\"type\":\"sb\"}");
 	H_OK(r);
