@@ -263,7 +263,7 @@ struct daemon {
 	struct workerq reaped; /* exits collected by the waitpid loop, handled after it */
 	unsigned nworkers;
 	uint64_t next_worker_id;
-	uint64_t next_cg_id;	  /* worker cgroups are numbered apart: spares have no id */
+	uint64_t next_cg_id;	   /* worker cgroups are numbered apart: spares have no id */
 	struct spareq dead_spares; /* discarded spares, until reaped */
 	uint64_t next_call_seq;
 	uint64_t start_ms;
@@ -323,8 +323,8 @@ void cgroup_trash_finish(void);
 struct sandbox_plan;
 int spawn_worker_process(struct daemon *d, char *const argv[], int sock, int memfd, int outw,
 			 int errw, int go_r, const struct type_config *tc,
-			 const struct sandbox_plan *plan, pid_t *ret_pid, int *status_r, char *errbuf,
-			 size_t errlen);
+			 const struct sandbox_plan *plan, pid_t *ret_pid, int *status_r,
+			 char *errbuf, size_t errlen);
 bool spawn_status_message(const int msg[2], const char *prog, char *buf, size_t len);
 char *spawn_find_worker_binary(void);
 void spawn_init(void);

@@ -334,12 +334,12 @@ void cgroup_trash_finish(void)
 	cg_trash_cap = 0;
 }
 
-/* Free a spare whose process is gone, with its cgroups. */
-static void spare_free(struct spare *s)
+/* Free a spare whose process is gone; its cgroups go with the trash. */
+static void spare_free(struct daemon *d, struct spare *s)
 {
 	wproc_close(&s->p);
 	if (s->p.in_cgroup)
-		sandbox_cgroup_finish(s->p.cg_id, 0);
+		cgroup_finish_later(d, s->p.cg_id);
 	free(s);
 }
 
@@ -350,7 +350,7 @@ bool spare_reaped(struct daemon *d, pid_t pid, int wstatus)
 	TAILQ_FOREACH(s, &d->dead_spares, entry)
 	if (s->p.pid == pid) {
 		TAILQ_REMOVE(&d->dead_spares, s, entry);
-		spare_free(s);
+		spare_free(d, s);
 		return true;
 	}
 	struct type_rt *t;
@@ -371,7 +371,7 @@ bool spare_reaped(struct daemon *d, pid_t pid, int wstatus)
 		TAILQ_REMOVE(&t->spares, s, entry);
 		t->nspares--;
 		t->spares_broken = true;
-		spare_free(s);
+		spare_free(d, s);
 		return true;
 	}
 	return false;
@@ -390,7 +390,7 @@ void spares_finish(struct daemon *d)
 		TAILQ_REMOVE(&d->dead_spares, s, entry);
 		while (waitpid(s->p.pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		spare_free(s);
+		spare_free(d, s);
 	}
 	cgroup_trash_finish();
 }

@@ -92,7 +92,6 @@ enum {
 	STEP_MOUNTS,
 	STEP_SECCOMP,
 	STEP_LANDLOCK,
-	STEP_HOLD,
 	STEP_EXEC,
 };
 
@@ -329,8 +328,6 @@ static const char *step_name(int step)
 		return "cannot install the seccomp filter";
 	case STEP_LANDLOCK:
 		return "cannot apply the Landlock ruleset";
-	case STEP_HOLD:
-		return "cannot wait as a spare";
 	default:
 		return "exec";
 	}
