@@ -652,6 +652,29 @@ START_TEST(corrupt_unknown_type)
 }
 END_TEST
 
+/*
+ * A FRAME record whose length a hostile peer forged: empty, or past
+ * RING_FRAME_MAX (readers copy a frame into a buffer of that size).  The
+ * typed peek refuses it like every other reader.
+ */
+START_TEST(corrupt_frame_len)
+{
+	const uint32_t lens[] = {0, RING_FRAME_MAX + 1};
+	const void *p;
+	size_t n;
+	uint32_t type;
+
+	for (size_t i = 0; i < 2; i++) {
+		put_rec(0, lens[i], RING_REC_FRAME);
+		atomic_store(&ctl(0)->head, CAP);
+		for (int k = 0; k < 3; k++)
+			ck_assert_msg(ring_peek_rec(&w.rx, &type, &p, &n) == -EPROTO, "len %u",
+				      lens[i]);
+		expect_consumer_eproto();
+	}
+}
+END_TEST
+
 /* FRAME records: whole or nothing, never wrapped, in order with DATA; refused by DATA reads. */
 START_TEST(frame_records)
 {
@@ -1095,6 +1118,7 @@ int main(void)
 	tcase_add_test(tc, corrupt_record_wraps);
 	tcase_add_test(tc, corrupt_unknown_type);
 	tcase_add_test(tc, frame_records);
+	tcase_add_test(tc, corrupt_frame_len);
 	tcase_add_test(tc, corrupt_len_changed_under_reader);
 	tcase_add_test(tc, pad_chain_bounded);
 	tcase_add_test(tc, corrupt_tail_ahead_of_head);
