@@ -40,6 +40,8 @@
  *   ring_misalign   worker->daemon head not a multiple of RING_ALIGN, then RESULT
  *   ring_reclen     a record whose length runs past the ring, then a doorbell
  *   ring_rectype    a record of an unknown type, then RESULT
+ *   ring_framelen   a FRAME record longer than RING_FRAME_MAX, then a doorbell
+ *   ring_framebad   a FRAME record holding no valid MSG_RESULT, then a doorbell
  *   ring_back       worker->daemon head moved backwards (below tail), then a doorbell
  *   ring_tail       daemon->worker tail pushed past the head, then a doorbell
  *   endless         result bytes without end (flow control honoured)
@@ -435,6 +437,16 @@ static void in_call(struct frame *f)
 		uint64_t off = area.tx.head & (area.tx.cap - 1);
 		memcpy(area.tx.data + off, rec, sizeof(rec));
 		atomic_store(&tx_ctl()->head, area.tx.head + 64);
+		doorbell();
+	} else if (strcmp(mode, "ring_framelen") == 0 || strcmp(mode, "ring_framebad") == 0) {
+		/* The daemon copies a frame record into a RING_FRAME_MAX buffer. */
+		bool longer = strcmp(mode, "ring_framelen") == 0;
+		uint32_t len = longer ? RING_FRAME_MAX + 64 : 32;
+		uint32_t rec[2] = {len, RING_REC_FRAME};
+		uint64_t off = area.tx.head & (area.tx.cap - 1);
+		memcpy(area.tx.data + off, rec, sizeof(rec));
+		memset(area.tx.data + off + 8, 'q', len);
+		atomic_store(&tx_ctl()->head, area.tx.head + 8 + ((len + 7) & ~7u));
 		doorbell();
 	} else if (strcmp(mode, "ring_rectype") == 0) {
 		uint32_t rec[2] = {8, 77};

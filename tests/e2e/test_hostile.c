@@ -305,6 +305,8 @@ VIOLATION(test_ring_far, "ring_far", NULL)
 VIOLATION(test_ring_misalign, "ring_misalign", NULL)
 VIOLATION(test_ring_reclen, "ring_reclen", NULL)
 VIOLATION(test_ring_rectype, "ring_rectype", NULL)
+VIOLATION(test_ring_framelen, "ring_framelen", NULL)
+VIOLATION(test_ring_framebad, "ring_framebad", NULL)
 VIOLATION(test_ring_back, "ring_back", NULL)
 VIOLATION_FD(test_manyfds5, "manyfds5", NULL)
 VIOLATION(test_manyfds200, "manyfds200", NULL)
@@ -561,6 +563,8 @@ int main(void)
 	h_add(s, test_ring_misalign, 60);
 	h_add(s, test_ring_reclen, 60);
 	h_add(s, test_ring_rectype, 60);
+	h_add(s, test_ring_framelen, 60);
+	h_add(s, test_ring_framebad, 60);
 	h_add(s, test_ring_back, 60);
 	h_add(s, test_ring_tail, 60);
 	h_add(s, test_ring_hdr, 60);
