@@ -121,6 +121,7 @@ struct worker {
 	struct call *pipe_first, *pipe_last; /* calls queued in its ring behind call, in order */
 	unsigned npipe;
 	bool ring_calls;	     /* takes calls through the ring (HELLO_F_RING_CALLS) */
+	bool hello_early;	     /* a spare's hello, read before it was taken: on the timer */
 	uint64_t head_since_us;	     /* when its current call became current */
 	uint64_t svc_us;	     /* EWMA of the time a call takes it, as the daemon sees it */
 	struct spawn_req *spawn_req; /* a `spawn` or `restart` waiting for its readiness */
@@ -153,13 +154,17 @@ struct wproc {
 	struct ring_area ring;
 	uint64_t cg_id;
 	bool in_cgroup;
+	bool hello;	 /* a spare that has said hello already (its frame was read) */
+	bool ring_calls; /* ... with HELLO_F_RING_CALLS */
 };
 
-/* A spare: a process inside its sandbox, waiting to exec (launch.c). */
+/* A spare: a process started ahead of need, never a worker until taken (launch.c). */
 struct spare {
 	TAILQ_ENTRY(spare) entry;
 	struct type_rt *type; /* NULL once discarded, until reaped */
 	struct wproc p;
+	struct event *ev; /* an exec'd spare's channel, until its hello (or its start timeout) */
+	bool held;	  /* waits before execve on its go pipe (a native program) */
 };
 
 TAILQ_HEAD(spareq, spare);

@@ -29,9 +29,11 @@
 #include <unistd.h>
 
 #include "corrald.h"
+#include "frame.h"
 #include "log.h"
 #include "sandbox.h"
 #include "server.h"
+#include "worker.h"
 
 extern char **environ;
 
@@ -218,33 +220,128 @@ void wproc_close(struct wproc *p)
 	ring_area_detach(&p->ring);
 }
 
-/* Make one spare of t; false (logged) when it cannot be started. */
+/* Stop watching a spare's channel. */
+static void spare_unwatch(struct spare *s)
+{
+	if (s->ev) {
+		event_free(s->ev);
+		s->ev = NULL;
+	}
+}
+
+/* Kill a spare and keep it on the dead list until it is reaped. */
+static void spare_kill(struct daemon *d, struct spare *s)
+{
+	kill(s->p.pid, SIGKILL);
+	spare_unwatch(s);
+	s->type = NULL;
+	wproc_close(&s->p);
+	TAILQ_INSERT_TAIL(&d->dead_spares, s, entry);
+}
+
+/* A spare that failed before use (why): killed, logged, and t makes no more
+ * spares until one of its workers is ready (a broken sandbox cannot loop). */
+static void spare_broke(struct type_rt *t, struct spare *s, const char *why)
+{
+	log_warn("type %s: a spare (pid %d) failed before use: %s; no more spares until "
+		 "a worker of the type is ready",
+		 t->name, (int)s->p.pid, why);
+	TAILQ_REMOVE(&t->spares, s, entry);
+	t->nspares--;
+	t->spares_broken = true;
+	spare_kill(t->d, s);
+}
+
+/* An exec'd spare's channel: its hello (kept for when it is taken), or its start timeout. */
+static void spare_on_sock(evutil_socket_t fd, short what, void *arg)
+{
+	struct spare *s = arg;
+	struct type_rt *t = s->type;
+	struct frame f;
+	bool ring_calls;
+
+	if (what & EV_TIMEOUT) {
+		spare_broke(t, s, "no hello within start_timeout_ms");
+		return;
+	}
+	int r = frame_recv(fd, &f);
+	if (r == -EAGAIN || r == -EINTR)
+		return;
+	if (r <= 0) {
+		/* Closed: the process is going (its exit is on the way), or a bad frame. */
+		spare_broke(t, s, r == 0 || r == -ECONNRESET ? "its channel closed" : strerror(-r));
+		return;
+	}
+	bool ok = worker_hello_valid(&f, &ring_calls);
+	frame_close_fds(&f);
+	if (!ok) {
+		spare_broke(t, s, "bad hello");
+		return;
+	}
+	s->p.hello = true;
+	s->p.ring_calls = ring_calls;
+	spare_unwatch(s); /* anything more it sends waits for the worker it becomes */
+	log_debug("type %s: spare pid %d ready", t->name, (int)s->p.pid);
+}
+
+/*
+ * Make one spare of t; false (logged) when it cannot be started.  A spare of
+ * corral-worker (builtin, stdio) runs on through execve and its hello, which
+ * is read and kept: taken, it is a ready worker at once.  A native program is
+ * the user's own code, so its spare waits before execve (held).
+ */
 bool spare_make(struct type_rt *t)
 {
 	char err[256];
 	struct spare *s = calloc(1, sizeof(*s));
 	if (!s)
 		fatal("out of memory");
-	if (launch_proc(t, true, &s->p, err, sizeof(err)) < 0) {
+	s->held = t->cfg->mode == MODE_NATIVE;
+	if (launch_proc(t, s->held, &s->p, err, sizeof(err)) < 0) {
 		log_warn("type %s: cannot make a spare: %s", t->name, err);
 		free(s);
 		t->spares_broken = true;
 		return false;
 	}
 	s->type = t;
+	if (!s->held) {
+		s->ev = event_new(t->d->base, s->p.sock, EV_READ | EV_PERSIST, spare_on_sock, s);
+		if (!s->ev)
+			fatal("out of memory");
+		struct timeval tv = {(time_t)(t->cfg->limits.start_timeout_ms / 1000),
+				     (suseconds_t)(t->cfg->limits.start_timeout_ms % 1000) * 1000};
+		event_add(s->ev, &tv);
+	}
 	TAILQ_INSERT_TAIL(&t->spares, s, entry);
 	t->nspares++;
-	log_debug("type %s: spare ready to exec, pid %d", t->name, (int)s->p.pid);
+	log_debug("type %s: spare pid %d made (%s)", t->name, (int)s->p.pid,
+		  s->held ? "waits before execve" : "exec'd");
 	return true;
 }
 
-/* Take a spare of t and send it on to execve; false when t has none. */
+/* The spare of t to take first: one that said hello, else the oldest. */
+static struct spare *spare_best(struct type_rt *t)
+{
+	struct spare *s;
+	TAILQ_FOREACH(s, &t->spares, entry)
+	if (s->p.hello)
+		return s;
+	return TAILQ_FIRST(&t->spares);
+}
+
+/* Take a spare of t (a held one sent on to execve) into *p; false when t has none. */
 bool spare_take(struct type_rt *t, struct wproc *p)
 {
 	struct spare *s;
-	while ((s = TAILQ_FIRST(&t->spares))) {
+	while ((s = spare_best(t))) {
 		TAILQ_REMOVE(&t->spares, s, entry);
 		t->nspares--;
+		spare_unwatch(s); /* a hello still on its way is read by the worker */
+		if (!s->held) {
+			*p = s->p;
+			free(s);
+			return true;
+		}
 		ssize_t n;
 		do
 			n = write(s->p.go_fd, "g", 1);
@@ -271,10 +368,7 @@ void spares_discard(struct type_rt *t)
 	while ((s = TAILQ_FIRST(&t->spares))) {
 		TAILQ_REMOVE(&t->spares, s, entry);
 		t->nspares--;
-		kill(s->p.pid, SIGKILL);
-		s->type = NULL;
-		wproc_close(&s->p);
-		TAILQ_INSERT_TAIL(&t->d->dead_spares, s, entry);
+		spare_kill(t->d, s);
 	}
 }
 
@@ -361,7 +455,8 @@ bool spare_reaped(struct daemon *d, pid_t pid, int wstatus)
 	if (s->p.pid == pid) {
 		char why[256] = "";
 		int msg[2];
-		if (read(s->p.status_fd, msg, sizeof(msg)) == (ssize_t)sizeof(msg))
+		if (s->p.status_fd >= 0 &&
+		    read(s->p.status_fd, msg, sizeof(msg)) == (ssize_t)sizeof(msg))
 			spawn_status_message(msg, t->name, why, sizeof(why));
 		if (!why[0])
 			snprintf(why, sizeof(why), "wait status %d", wstatus);
@@ -371,6 +466,7 @@ bool spare_reaped(struct daemon *d, pid_t pid, int wstatus)
 		TAILQ_REMOVE(&t->spares, s, entry);
 		t->nspares--;
 		t->spares_broken = true;
+		spare_unwatch(s);
 		spare_free(d, s);
 		return true;
 	}

@@ -126,10 +126,11 @@ static bool pool_below_min(const struct type_rt *t)
 
 /*
  * The spares t keeps now: pool.spares, or "auto": 1 once min > 0 or a call
- * spawned on demand, for a type with namespaces.  Without them a spare saves
- * nothing worth its cost: it is a copy of the daemon, and its execve from
- * that copy measured slower than a fresh spawn (restart p50 3.7 against 3.2
- * ms, plain; 4.5 against 6.0 ms sandboxed).
+ * spawned on demand.  A spare of corral-worker (builtin, stdio) is exec'd and
+ * has said hello: taking it skips the whole spawn.  A native program's spare
+ * waits before execve, a copy of the daemon: that pays only with namespaces
+ * to set up (its execve from the copy measured slower than a fresh spawn
+ * without them: restart p50 3.7 against 3.2 ms; 4.5 against 6.0 ms with them).
  */
 unsigned pool_spares_wanted(const struct type_rt *t)
 {
@@ -137,14 +138,17 @@ unsigned pool_spares_wanted(const struct type_rt *t)
 		return 0;
 	int32_t n = t->cfg->pool.spares;
 	if (n == SPARES_AUTO)
-		n = t->ns && (pool_min(t) > 0 || t->had_demand) ? 1 : 0;
+		n = (pool_min(t) > 0 || t->had_demand) && (t->ns || t->cfg->mode != MODE_NATIVE)
+			? 1
+			: 0;
 	return (unsigned)n;
 }
 
 /*
  * Does t need one more spare now?  Only once none of its workers is starting:
- * making a spare copies the daemon (its page tables, then copy-on-write faults
- * while the copy lives), which would slow the worker that just took one.
+ * a spare's spawn holds the loop (a held one copies the daemon, with
+ * copy-on-write faults while the copy lives), which would slow the worker
+ * that just took one.
  */
 static bool pool_needs_spare(const struct type_rt *t)
 {

@@ -247,6 +247,13 @@ CHILD_CODE static int child_main(void *arg)
 		child_fail(a, STEP_DUP, errno);
 	if (tmpg >= 0 && dup3(tmpg, 7, O_CLOEXEC) < 0)
 		child_fail(a, STEP_DUP, errno);
+	/* An unused 6 or 7 still holds the daemon's own fd of that number (its
+	 * listening socket, say): kept until execve, it would outlive a daemon
+	 * killed meanwhile and take the connections meant for its successor. */
+	if (tmpx < 0)
+		close(6);
+	if (tmpg < 0)
+		close(7);
 	if (syscall(SYS_close_range, 8, ~0U, 0) < 0) {
 		for (int fd = 8; fd < 65536; fd++)
 			close(fd);

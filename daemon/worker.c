@@ -418,7 +418,15 @@ static struct worker *worker_new(struct type_rt *t, const char *key, struct wpro
 	event_add(w->ev_err, NULL);
 	if (w->ev_status)
 		event_add(w->ev_status, NULL);
-	worker_arm(w, t->cfg->limits.start_timeout_ms);
+	if (p->hello) {
+		/* A spare that said hello while it waited: ready on the next loop turn,
+		 * not inside the caller's spawn (which may be queueing a call). */
+		w->hello_early = true;
+		w->ring_calls = p->ring_calls;
+		worker_arm(w, 0);
+	} else {
+		worker_arm(w, t->cfg->limits.start_timeout_ms);
+	}
 	TAILQ_INSERT_TAIL(&t->workers, w, tentry);
 	TAILQ_INSERT_TAIL(&d->workers, w, dentry);
 	t->nworkers++;
@@ -431,10 +439,11 @@ static struct worker *worker_new(struct type_rt *t, const char *key, struct wpro
 }
 
 /*
- * Spawn one worker of type t (serving key, or NULL): a spare sent on to
- * execve when t has one, else a new process.  Returns the worker in state
- * starting (its sandbox setup and execve may still fail: then it exits
- * with spawn_err set), or NULL with a message in errbuf.
+ * Spawn one worker of type t (serving key, or NULL): one of t's spares when
+ * it has one (ready on the next loop turn if it said hello already), else a
+ * new process.  Returns the worker in state starting (its sandbox setup and
+ * execve may still fail: then it exits with spawn_err set), or NULL with a
+ * message in errbuf.
  */
 struct worker *worker_spawn(struct type_rt *t, const char *key, char *errbuf, size_t errlen)
 {
@@ -767,20 +776,30 @@ void worker_fill(struct worker *w)
 	}
 }
 
+/* Is f a valid hello (of our protocol version, no fds)?  *ring_calls: its flag. */
+bool worker_hello_valid(const struct frame *f, bool *ring_calls)
+{
+	struct msg_hello h;
+	if (f->hdr.type != MSG_HELLO || f->nfds ||
+	    msg_hello_decode(f->payload, f->hdr.len, &h) < 0 || h.version != PROTO_VERSION)
+		return false;
+	*ring_calls = f->hdr.flags & HELLO_F_RING_CALLS;
+	return true;
+}
+
 /* A hello frame. */
 static void worker_on_hello(struct worker *w, struct frame *f)
 {
-	struct msg_hello h;
-	if (f->nfds || msg_hello_decode(f->payload, f->hdr.len, &h) < 0 ||
-	    h.version != PROTO_VERSION) {
+	bool ring_calls;
+	if (!worker_hello_valid(f, &ring_calls)) {
 		worker_violation(w, "bad hello");
 		return;
 	}
-	if (w->ready_ms) {
+	if (w->ready_ms || w->hello_early) {
 		worker_violation(w, "hello out of order");
 		return;
 	}
-	w->ring_calls = f->hdr.flags & HELLO_F_RING_CALLS;
+	w->ring_calls = ring_calls;
 	worker_event(w, WEV_HANDSHAKE);
 }
 
@@ -929,7 +948,12 @@ static void worker_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	switch (w->state) {
 	case W_STARTING:
-		worker_event(w, WEV_START_TIMEOUT);
+		if (w->hello_early) {
+			w->hello_early = false;
+			worker_event(w, WEV_HANDSHAKE);
+		} else {
+			worker_event(w, WEV_START_TIMEOUT);
+		}
 		break;
 	case W_IDLE:
 		if (pool_may_reap(w))

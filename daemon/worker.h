@@ -120,6 +120,9 @@ int worker_send(struct worker *w, uint32_t type, uint32_t flags, uint64_t call_i
 		size_t len, const int *fds, unsigned nfds);
 /* SIGCHLD: reap every exited child, then handle each exit. */
 void worker_reap(struct daemon *d);
+/* Is f a valid hello (of our protocol version, no fds)?  *ring_calls: its flag. */
+struct frame;
+bool worker_hello_valid(const struct frame *f, bool *ring_calls);
 /* A live worker by id, or NULL. */
 struct worker *worker_find(struct daemon *d, uint64_t id);
 /* Arm the idle timer for ms (0: disarm); the pool decides when. */
