@@ -141,7 +141,7 @@ START_TEST(test_spares_are_not_workers)
 {
 	struct hd d;
 	struct hc c;
-	hd_up(&d, cfg_full());
+	hd_up(&d, "%s", cfg_full());
 	hc_open(&c, &d);
 	json_decref(h_wait_workers(&c, "sb", 1, true, 10000));
 	json_decref(h_wait_workers(&c, "none", 2, true, 10000));
@@ -239,7 +239,7 @@ START_TEST(test_native_spare_waits)
 	snprintf(cfg, sizeof(cfg),
 		 "{\"types\":{\"nat\":{\"exec\":[\"%s\"],\"pool\":{\"min\":1,\"max\":2}}}}",
 		 h_upper());
-	hd_up(&d, cfg);
+	hd_up(&d, "%s", cfg);
 	hc_open(&c, &d);
 	json_t *list = h_wait_workers(&c, "nat", 1, true, 10000);
 	pid_t pid = (pid_t)h_int(json_array_get(list, 0), "pid");
@@ -290,7 +290,7 @@ START_TEST(test_spare_holds_no_daemon_fd)
 		 "\"pool\":{\"min\":1,\"max\":2,\"spares\":1},"
 		 "\"sandbox\":{\"namespaces\":[],\"seccomp\":\"none\"}}}}",
 		 script);
-	hd_up(&d, cfg);
+	hd_up(&d, "%s", cfg);
 	hc_open(&c, &d);
 	json_decref(h_wait_workers(&c, "nat", 1, true, 10000));
 	wait_spares(&c, "nat", 1);
