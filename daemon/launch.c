@@ -3,19 +3,32 @@
  * ring, log pipes), its cgroups and its sandbox plan, started by spawn.c; and
  * spares, such processes held inside their sandbox before execve.
  *
- * A spare pays a sandboxed spawn's cost (namespaces, mount view, Landlock,
- * seccomp) ahead of time, as Chromium keeps a spare renderer: taking one is
- * a one-byte write, and the process goes on to execve and its handshake.
+ * A spare pays a spawn's cost ahead of time, as Chromium keeps a spare
+ * renderer.  Two kinds, by what the process will become:
+ *
+ *  - corral-worker (builtin, stdio): the spare runs on through its sandbox
+ *    (namespaces, mount view, Landlock, seccomp), execve and its hello, which
+ *    spare_on_sock reads and validates and keeps.  Taking it hands the process
+ *    over as it is; worker.c runs the handshake on the next loop turn.
+ *  - native programs: the spare is "held" inside its sandbox before execve,
+ *    waiting on its go pipe, since a program must not run before it has a
+ *    worker (its own start-up may have effects).  Taking it is a one-byte
+ *    write; the process execs and says hello as any new worker does.
+ *
  * Spares are not workers: they have no id, are never listed or counted
  * against max, and never get a call before they become a worker.  The pool
- * (pool.c) decides how many a type keeps; this file makes, takes, discards
- * and reaps them.
+ * (pool.c) decides how many a type keeps; this file makes, watches, takes,
+ * discards and reaps them.
  *
- *   spare_make --> [spare: waits on its go pipe] --spare_take--> worker_new (starting)
- *                        |                    \
- *                 spares_discard            dies by itself (its setup failed):
- *                 (SIGKILL, dead list)      logged, the type makes no more spares
- *                        |                  until one of its workers is ready
+ *   spare_make --> [spare: held on its go pipe, or exec'd with a kept hello]
+ *                        |          |            \
+ *                        |     spare_take         dies, or a bad/late hello
+ *                        |   (held: write "go")   (spare_broke): logged, the type
+ *                        |          v             makes no more spares until one
+ *                 spares_discard  worker_new      of its workers is ready
+ *                 (SIGKILL,       (starting; a kept hello is handled at 0 ms)
+ *                  dead list)
+ *                        |
  *                   spare_reaped
  */
 #include <errno.h>

@@ -21,7 +21,9 @@
  * failed step is reported (step, errno) on a close-on-exec status pipe: EOF
  * without a message means the execve happened.
  *
- * A spare (pool.spares) is the worker told to wait before execve: it blocks
+ * A spare of corral-worker (builtin, stdio) is spawned as a worker started
+ * now is; launch.c keeps it with its hello until it is taken.  A spare of a
+ * native program (pool.spares) is the worker told to wait before execve: it blocks
  * reading its "go" pipe (fd 7), already inside its namespaces, mount view and
  * filters; one byte sends it on to execve, EOF makes it exit.  It cannot share
  * our memory while it waits, so it is a copy-on-write copy (clone without
