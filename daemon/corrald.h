@@ -102,6 +102,7 @@ struct worker {
 	TAILQ_ENTRY(worker) dentry; /* daemon's worker list */
 	TAILQ_ENTRY(worker) ientry; /* type's idle list, while idle */
 	TAILQ_ENTRY(worker) pentry; /* reaped, waiting to be handled (worker_reap) */
+	TAILQ_ENTRY(worker) wentry; /* owed a doorbell at the end of the callback (wake_owed) */
 	struct daemon *d;
 	struct type_rt *type;
 	uint64_t id;
@@ -122,6 +123,7 @@ struct worker {
 	unsigned npipe;
 	bool ring_calls;	     /* takes calls through the ring (HELLO_F_RING_CALLS) */
 	bool hello_early;	     /* a spare's hello, read before it was taken: on the timer */
+	bool wake_owed;		     /* on d->wakes: its doorbell waits for transfer_wakes_flush */
 	uint64_t head_since_us;	     /* when its current call became current */
 	uint64_t svc_us;	     /* EWMA of the time a call takes it, as the daemon sees it */
 	struct spawn_req *spawn_req; /* a `spawn` or `restart` waiting for its readiness */
@@ -266,6 +268,8 @@ struct daemon {
 	unsigned refill_yields; /* refill turns given up in a row to other events */
 	struct workerq workers;
 	struct workerq reaped; /* exits collected by the waitpid loop, handled after it */
+	struct workerq wakes;  /* doorbells held while wake_hold > 0 (transfer.c) */
+	unsigned wake_hold;
 	unsigned nworkers;
 	uint64_t next_worker_id;
 	uint64_t next_cg_id;	   /* worker cgroups are numbered apart: spares have no id */

@@ -213,6 +213,7 @@ int daemon_run(struct config *cfg, const char *config_path, const char *socket_a
 	TAILQ_INIT(&d->refill);
 	TAILQ_INIT(&d->workers);
 	TAILQ_INIT(&d->reaped);
+	TAILQ_INIT(&d->wakes);
 	TAILQ_INIT(&d->dead_spares);
 	d->worker_path = spawn_find_worker_binary();
 	if (access(d->worker_path, X_OK) < 0)

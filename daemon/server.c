@@ -18,6 +18,7 @@
 #include "log.h"
 #include "sd.h"
 #include "server.h"
+#include "worker.h"
 #include "b64.h"
 #include "control.h"
 
@@ -1126,7 +1127,9 @@ static void server_on_backlog(evutil_socket_t fd, short what, void *arg)
 
 	if (c) {
 		backlog_remove(c);
+		worker_wakes_hold(s->d);
 		client_process(c); /* re-queues it at the tail while lines remain */
+		worker_wakes_flush(s->d);
 	}
 	backlog_arm(s);
 }
@@ -1192,7 +1195,10 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 	if (n == 0)
 		c->rd_eof = true; /* finish what is complete, then go once replies are out */
 	c->inlen += (size_t)n;
+	struct daemon *d = c->srv->d;
+	worker_wakes_hold(d); /* one doorbell per worker for all the lines read */
 	client_process(c);
+	worker_wakes_flush(d);
 }
 
 /* Try to flush every client's output once (exit path). */

@@ -17,6 +17,7 @@
 #include "frame.h"
 #include "msg.h"
 #include "server.h"
+#include "worker.h"
 
 /* Results up to this size stay in memory and may go inline; larger ones spill to a memfd. */
 #define INLINE_RESULT_MAX (LINE_MAX_BYTES)
@@ -312,10 +313,37 @@ static int transfer_call_record(struct worker *w, struct call *c)
 	return r;
 }
 
-/* Ring the worker when it sleeps on the requests ring; <0 on failure. */
+/*
+ * Ring the worker when it sleeps on the requests ring; <0 on failure.  While
+ * wakes are held (a callback that may queue many calls: a client's pipelined
+ * lines, a worker's burst of results), the worker goes on d->wakes instead and
+ * is rung once when the callback ends (worker_wakes_flush): one doorbell per
+ * burst, not one per call the worker happened to finish before the next came.
+ */
 static int transfer_wake(struct worker *w)
 {
+	struct daemon *d = w->d;
+	if (d->wake_hold) {
+		if (!w->wake_owed) {
+			w->wake_owed = true;
+			TAILQ_INSERT_TAIL(&d->wakes, w, wentry);
+		}
+		return 0;
+	}
 	return ring_producer_wake_needed(&w->ring.tx) ? transfer_doorbell(w) : 0;
+}
+
+int transfer_ring(struct worker *w)
+{
+	return ring_producer_wake_needed(&w->ring.tx) ? transfer_doorbell(w) : 0;
+}
+
+void transfer_wake_forget(struct worker *w)
+{
+	if (w->wake_owed) {
+		TAILQ_REMOVE(&w->d->wakes, w, wentry);
+		w->wake_owed = false;
+	}
 }
 
 /* Queue call c in the ring of busy worker w, behind its current call: whole or not at all. */

@@ -6,6 +6,7 @@
 #define CORRAL_TRANSFER_H
 
 struct call;
+struct daemon;
 struct frame;
 struct worker;
 
@@ -30,6 +31,10 @@ enum xfer transfer_on_doorbell(struct worker *w, const char **why);
 enum xfer transfer_on_result(struct worker *w, struct frame *f, const char **why);
 /* Move c's in-memory result to a memfd; <0 on failure. */
 int transfer_spill(struct call *c);
+/* Ring w now if it sleeps on its requests ring (a doorbell owed on d->wakes); <0 on failure. */
+int transfer_ring(struct worker *w);
+/* w goes away: drop the doorbell it is owed. */
+void transfer_wake_forget(struct worker *w);
 /* Seal a result memfd against write, grow and shrink, and rewind it; <0 on failure. */
 int transfer_seal(int fd);
 

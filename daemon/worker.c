@@ -776,6 +776,34 @@ void worker_fill(struct worker *w)
 	}
 }
 
+void worker_wakes_hold(struct daemon *d)
+{
+	d->wake_hold++;
+}
+
+/*
+ * End a hold: each worker owed a doorbell first gets what waits in its type's
+ * queue (worker_fill: the calls that came in the same burst as the one it
+ * took), then one doorbell.
+ */
+void worker_wakes_flush(struct daemon *d)
+{
+	if (--d->wake_hold)
+		return;
+	struct worker *w, *next;
+	d->wake_hold++; /* a call started while filling joins the list */
+	for (w = TAILQ_FIRST(&d->wakes); w; w = next) {
+		worker_fill(w);
+		next = TAILQ_NEXT(w, wentry);
+	}
+	d->wake_hold--;
+	while ((w = TAILQ_FIRST(&d->wakes))) {
+		transfer_wake_forget(w);
+		if (transfer_ring(w) < 0)
+			worker_violation(w, "cannot ring its doorbell");
+	}
+}
+
 /* Is f a valid hello (of our protocol version, no fds)?  *ring_calls: its flag. */
 bool worker_hello_valid(const struct frame *f, bool *ring_calls)
 {
@@ -917,9 +945,12 @@ static void worker_on_sock(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (w->reaped)
 		return;
+	struct daemon *d = w->d;
+	worker_wakes_hold(d);
 	if (!worker_read_frame(w) && worker_reading(w))
 		worker_pull(w); /* no frame: worker_pull asked to be called again */
 	worker_fill(w);
+	worker_wakes_flush(d);
 }
 
 /* The process is gone, but what it sent before it went still counts (a result
@@ -982,6 +1013,7 @@ static void worker_release(struct worker *w)
 	struct daemon *d = w->d;
 	TAILQ_REMOVE(&w->type->workers, w, tentry);
 	TAILQ_REMOVE(&d->workers, w, dentry);
+	transfer_wake_forget(w);
 	event_free(w->ev_sock);
 	event_free(w->ev_out);
 	event_free(w->ev_err);

@@ -106,6 +106,10 @@ void worker_event(struct worker *w, enum wevent ev);
 void worker_stop(struct worker *w, uint64_t timeout_ms);
 /* A protocol violation (what: which); the table kills it and fails its call. */
 void worker_violation(struct worker *w, const char *what);
+/* Hold the workers' doorbells until the matching flush (nested): a callback that
+ * may start or queue many calls rings each worker once, at its end. */
+void worker_wakes_hold(struct daemon *d);
+void worker_wakes_flush(struct daemon *d);
 /* The daemon gives up on w (why: for the reason); the table kills it. */
 void worker_abort(struct worker *w, const char *why);
 /* The operator's `kill`. */
