@@ -5,6 +5,7 @@
 #include "control.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,114 @@ static enum ctl_code check_arg(const struct ctl_cmd *cmd, const char *key, json_
 	return CTL_OK;
 }
 
+static bool fast_ws(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+/* A string of printable ASCII without escapes at *pp (past its opening quote):
+ * its length, *pp past the closing quote; -1 outside that subset. */
+static long fast_string(const char **pp, const char *end)
+{
+	const char *p = *pp, *s = p;
+	while (p < end && *p != '"') {
+		unsigned char ch = (unsigned char)*p;
+		if (ch < 0x20 || ch >= 0x7f || ch == '\\')
+			return -1;
+		p++;
+	}
+	if (p == end)
+		return -1;
+	*pp = p + 1;
+	return p - s;
+}
+
+json_t *ctl_fast_loadb(const char *line, size_t len)
+{
+	const char *p = line, *end = line + len;
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	while (p < end && fast_ws(*p))
+		p++;
+	if (p == end || *p++ != '{')
+		goto out;
+	for (;;) {
+		char key[32];
+		while (p < end && fast_ws(*p))
+			p++;
+		if (p == end || *p++ != '"')
+			goto out;
+		const char *k = p;
+		long kn = fast_string(&p, end);
+		if (kn <= 0 || (size_t)kn >= sizeof(key))
+			goto out;
+		memcpy(key, k, (size_t)kn);
+		key[kn] = '\0';
+		if (json_object_get(o, key))
+			goto out; /* a duplicate: jansson words the error */
+		while (p < end && fast_ws(*p))
+			p++;
+		if (p == end || *p++ != ':')
+			goto out;
+		while (p < end && fast_ws(*p))
+			p++;
+		if (p == end)
+			goto out;
+		json_t *v = NULL;
+		if (*p == '"') {
+			const char *vs = ++p;
+			long vn = fast_string(&p, end);
+			if (vn < 0)
+				goto out;
+			v = json_stringn_nocheck(vs, (size_t)vn);
+		} else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+			bool neg = *p == '-';
+			if (neg)
+				p++;
+			const char *ds = p;
+			long long x = 0;
+			while (p < end && *p >= '0' && *p <= '9' && p - ds < 18)
+				x = x * 10 + (*p++ - '0');
+			size_t nd = (size_t)(p - ds);
+			/* At most 18 digits (no overflow), no leading zero, no "-0", no
+			 * fraction or exponent: those go to jansson. */
+			if (nd == 0 || nd > 18 || (*ds == '0' && (nd > 1 || neg)) ||
+			    (p < end &&
+			     (*p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9'))))
+				goto out;
+			v = json_integer(neg ? -x : x);
+		} else if (end - p >= 4 && memcmp(p, "true", 4) == 0) {
+			p += 4;
+			v = json_true();
+		} else if (end - p >= 5 && memcmp(p, "false", 5) == 0) {
+			p += 5;
+			v = json_false();
+		} else {
+			goto out;
+		}
+		if (!v || json_object_set_new_nocheck(o, key, v) < 0)
+			goto out;
+		while (p < end && fast_ws(*p))
+			p++;
+		if (p == end)
+			goto out;
+		if (*p == '}') {
+			p++;
+			break;
+		}
+		if (*p++ != ',')
+			goto out;
+	}
+	while (p < end && fast_ws(*p))
+		p++;
+	if (p == end)
+		return o;
+out:
+	json_decref(o);
+	return NULL;
+}
+
 enum ctl_code ctl_request_parse(const char *line, size_t len, unsigned nfds,
 				struct ctl_request *req, char *err, size_t errlen)
 {
@@ -188,7 +297,9 @@ enum ctl_code ctl_request_parse(const char *line, size_t len, unsigned nfds,
 	if (memchr(line, '\0', len))
 		return fail(err, errlen, CTL_BAD_REQUEST, "invalid JSON: NUL byte in line");
 	/* \u0000 inside a string is valid JSON (a payload may hold NUL bytes). */
-	req->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	req->root = ctl_fast_loadb(line, len);
+	if (!req->root)
+		req->root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!req->root)
 		return fail(err, errlen, CTL_BAD_REQUEST, "invalid JSON at column %d: %s",
 			    jerr.column, jerr.text);

@@ -118,6 +118,15 @@ enum ctl_code ctl_request_parse(const char *line, size_t len, unsigned nfds,
 void ctl_request_free(struct ctl_request *req);
 
 /*
+ * The common request, parsed without jansson's lexer: a flat object whose keys
+ * and string values are printable ASCII without escapes and whose other values
+ * are integers (up to 18 digits), true or false.  Returns the object jansson
+ * would build (json_loadb with JSON_REJECT_DUPLICATES), or NULL for anything
+ * else, valid or not: jansson parses that and words any error.
+ */
+json_t *ctl_fast_loadb(const char *line, size_t len);
+
+/*
  * Integer argument name of req in the table's [lo, hi] (already checked by
  * ctl_request_parse), or def when absent.
  */

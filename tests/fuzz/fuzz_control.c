@@ -2,7 +2,8 @@
  * fuzz_control.c - the control protocol's request validator on arbitrary lines.
  * Whatever the bytes, ctl_request_parse() returns a code in range with a
  * NUL-terminated message, a validated request satisfies every spec in the
- * command table, and the reply envelope for it can always be built.
+ * command table, and the reply envelope for it can always be built; what the
+ * fast path (ctl_fast_loadb) accepts, jansson parses to the same object.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -40,6 +41,19 @@ static void check_valid(const struct ctl_request *req)
 	}
 }
 
+/* The fast path accepts only what jansson parses to the same object. */
+static void check_fast(const char *line, size_t len)
+{
+	json_t *fast = ctl_fast_loadb(line, len);
+	if (!fast)
+		return;
+	json_t *ref = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+	if (!ref || !json_equal(fast, ref) || json_object_size(fast) != json_object_size(ref))
+		__builtin_trap();
+	json_decref(ref);
+	json_decref(fast);
+}
+
 /* First byte: how many fds "arrived"; the rest: the line. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -49,6 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	unsigned nfds = data[0] & 3;
+	check_fast((const char *)data + 1, size - 1);
 	memset(err, 0x55, sizeof(err));
 	enum ctl_code code =
 	    ctl_request_parse((const char *)data + 1, size - 1, nfds, &req, err, sizeof(err));
