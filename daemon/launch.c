@@ -394,12 +394,22 @@ static uint64_t *cg_trash;
 static size_t cg_ntrash, cg_trash_cap;
 static struct event *ev_cg_trash;
 
-/* Remove every cgroup in the trash. */
+/* Remove every cgroup in the trash, once the pool has started the replacements
+ * it queued (a few turns at most, so that a daemon always refilling still
+ * removes them). */
 static void cgroup_empty_trash(evutil_socket_t fd, short what, void *arg)
 {
+	static unsigned yields;
+	struct daemon *d = arg;
 	(void)fd;
 	(void)what;
-	(void)arg;
+	if (!TAILQ_EMPTY(&d->refill) && yields < 8) {
+		static const struct timeval now = {0, 0};
+		yields++;
+		event_add(ev_cg_trash, &now);
+		return;
+	}
+	yields = 0;
 	for (size_t i = 0; i < cg_ntrash; i++)
 		sandbox_cgroup_finish(cg_trash[i], 0);
 	cg_ntrash = 0;
@@ -413,7 +423,7 @@ void cgroup_finish_later(struct daemon *d, uint64_t cg_id)
 		return;
 	}
 	if (!ev_cg_trash) {
-		ev_cg_trash = event_new(d->base, -1, 0, cgroup_empty_trash, NULL);
+		ev_cg_trash = event_new(d->base, -1, 0, cgroup_empty_trash, d);
 		if (!ev_cg_trash)
 			fatal("out of memory");
 		event_priority_set(ev_cg_trash, EV_NPRIO - 1);
@@ -432,7 +442,9 @@ void cgroup_finish_later(struct daemon *d, uint64_t cg_id)
 /* Remove what is left in the trash and free it (at exit, before the loop goes). */
 void cgroup_trash_finish(void)
 {
-	cgroup_empty_trash(-1, 0, NULL);
+	for (size_t i = 0; i < cg_ntrash; i++)
+		sandbox_cgroup_finish(cg_trash[i], 0);
+	cg_ntrash = 0;
 	if (ev_cg_trash)
 		event_free(ev_cg_trash);
 	ev_cg_trash = NULL;

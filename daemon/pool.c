@@ -190,7 +190,8 @@ void pool_on_refill(evutil_socket_t fd, short what, void *arg)
 	/* Replies waiting to be flushed (or any other event) go first: a spawn
 	 * holds the loop for a while.  Only a few times in a row, so that a
 	 * daemon under constant load still refills. */
-	if (d->refill_yields < 8 &&
+	bool cheap = t->nspares > 0 && pool_below_min(t); /* taking a spare does not hold it */
+	if (!cheap && d->refill_yields < 8 &&
 	    event_base_get_num_events(d->base, EVENT_BASE_COUNT_ACTIVE) > 0) {
 		d->refill_yields++;
 		pool_refill_soon(d);
