@@ -776,6 +776,8 @@ void worker_fill(struct worker *w)
 	}
 }
 
+static bool worker_reading(struct worker *w);
+
 void worker_wakes_hold(struct daemon *d)
 {
 	d->wake_hold++;
@@ -799,7 +801,8 @@ void worker_wakes_flush(struct daemon *d)
 	d->wake_hold--;
 	while ((w = TAILQ_FIRST(&d->wakes))) {
 		transfer_wake_forget(w);
-		if (transfer_ring(w) < 0)
+		/* One killed meanwhile (a `kill`, a violation) needs no doorbell. */
+		if (!w->reaped && worker_reading(w) && transfer_ring(w) < 0)
 			worker_violation(w, "cannot ring its doorbell");
 	}
 }

@@ -760,11 +760,82 @@ START_TEST(test_queued_calls_survive_worker_death)
 }
 END_TEST
 
+/*
+ * Calls, then a kill of the worker taking them, then more calls, all in one
+ * write: the daemon holds the worker's doorbell until the lines read are
+ * handled, so the kill comes between its calls and its doorbell.  Every call
+ * gets exactly one reply, the kill its own, and the type keeps serving.
+ */
+START_TEST(test_kill_between_calls_and_doorbell)
+{
+	enum { N = 40 };
+	static bool seen[2 * N];
+	struct hd d;
+	struct hc c;
+	char *batch = malloc(2 * N * 128 + 128);
+	size_t len = 0;
+
+	ck_assert_ptr_nonnull(batch);
+	memset(seen, 0, sizeof(seen));
+	hd_up(&d, "{\"types\":{\"echo\":{\"builtin\":\"echo\","
+		  "\"pool\":{\"min\":1,\"max\":1,\"queue\":1024}}}}");
+	hc_open(&c, &d);
+	json_int_t wid = 0;
+	for (int i = 0; i < 30; i++) { /* the worker's pace gets measured: calls pipeline */
+		json_t *r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"w\"}");
+		H_OK(r);
+		wid = h_int(r, "worker");
+		json_decref(r);
+	}
+	for (int i = 0; i < 2 * N; i++) {
+		if (i == N)
+			len += (size_t)snprintf(batch + len, 128,
+						"{\"id\":99999,\"cmd\":\"kill\",\"worker\":%lld}\n",
+						(long long)wid);
+		len += (size_t)snprintf(batch + len, 128,
+					"{\"id\":%d,\"cmd\":\"call\",\"type\":\"echo\","
+					"\"payload\":\"p%d\"}\n",
+					100000 + i, i);
+	}
+	hc_send_raw(&c, batch, len, -1);
+	int calls = 0, killed = 0;
+	while (calls < 2 * N || !killed) {
+		json_t *r = hc_next(&c, 20000, NULL);
+		ck_assert_msg(r != NULL, "replies missing: %d calls, kill %d", calls, killed);
+		json_int_t id = h_int(r, "id");
+		if (id == 99999) {
+			ck_assert_msg(!killed, "two replies to the kill");
+			H_OK(r);
+			killed = 1;
+			json_decref(r);
+			continue;
+		}
+		id -= 100000;
+		ck_assert_msg(id >= 0 && id < 2 * N && !seen[id], "unexpected or repeated reply %s",
+			      h_dump(r));
+		seen[id] = true;
+		if (!h_ok(r))
+			ck_assert_msg(strcmp(h_err(r), "worker_crashed") == 0, "%s", h_dump(r));
+		calls++;
+		json_decref(r);
+	}
+	ck_assert_ptr_null(hc_next(&c, 200, NULL)); /* and nothing more */
+	json_t *r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"after\"}");
+	H_OK(r);
+	ck_assert_str_eq(h_str(r, "result"), "after");
+	json_decref(r);
+	free(batch);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("e2e-calls");
 	h_add(s, test_echo_and_sha256, 60);
 	h_add(s, test_queued_calls_survive_worker_death, 120);
+	h_add(s, test_kill_between_calls_and_doorbell, 60);
 	h_add(s, test_payload_string_nul, 60);
 	h_add(s, test_all_bytes_b64, 60);
 	h_add(s, test_payload_sizes, 60);
