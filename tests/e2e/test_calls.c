@@ -693,6 +693,23 @@ START_TEST(test_fd_line_after_pipelined_lines)
 }
 END_TEST
 
+/* One echo worker (min = max = 1) whose pace the daemon has measured, so that
+ * calls pipeline in its ring; its id. */
+static json_int_t up_paced_echo(struct hd *d, struct hc *c)
+{
+	json_int_t wid = 0;
+	hd_up(d, "{\"types\":{\"echo\":{\"builtin\":\"echo\","
+		 "\"pool\":{\"min\":1,\"max\":1,\"queue\":1024}}}}");
+	hc_open(c, d);
+	for (int i = 0; i < 30; i++) {
+		json_t *r = hc_rpc(c, "{\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"w\"}");
+		H_OK(r);
+		wid = h_int(r, "worker");
+		json_decref(r);
+	}
+	return wid;
+}
+
 /*
  * Calls queued in a worker's ring behind its current call, and the worker
  * killed meanwhile: every call gets exactly one reply, its own result or
@@ -711,17 +728,8 @@ START_TEST(test_queued_calls_survive_worker_death)
 
 	ck_assert_ptr_nonnull(batch);
 	memset(seen, 0, sizeof(seen));
-	hd_up(&d, "{\"types\":{\"echo\":{\"builtin\":\"echo\","
-		  "\"pool\":{\"min\":1,\"max\":1,\"queue\":1024}}}}");
-	hc_open(&c, &d);
+	json_int_t wid = up_paced_echo(&d, &c);
 	hc_open(&k, &d);
-	json_int_t wid = 0;
-	for (int i = 0; i < 30; i++) { /* the worker's pace gets measured */
-		json_t *r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"w\"}");
-		H_OK(r);
-		wid = h_int(r, "worker");
-		json_decref(r);
-	}
 	for (int i = 0; i < N; i++)
 		len += (size_t)snprintf(batch + len, sizeof(line),
 					"{\"id\":%d,\"cmd\":\"call\",\"type\":\"echo\","
@@ -777,16 +785,7 @@ START_TEST(test_kill_between_calls_and_doorbell)
 
 	ck_assert_ptr_nonnull(batch);
 	memset(seen, 0, sizeof(seen));
-	hd_up(&d, "{\"types\":{\"echo\":{\"builtin\":\"echo\","
-		  "\"pool\":{\"min\":1,\"max\":1,\"queue\":1024}}}}");
-	hc_open(&c, &d);
-	json_int_t wid = 0;
-	for (int i = 0; i < 30; i++) { /* the worker's pace gets measured: calls pipeline */
-		json_t *r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"w\"}");
-		H_OK(r);
-		wid = h_int(r, "worker");
-		json_decref(r);
-	}
+	json_int_t wid = up_paced_echo(&d, &c);
 	for (int i = 0; i < 2 * N; i++) {
 		if (i == N)
 			len += (size_t)snprintf(batch + len, 128,
