@@ -628,6 +628,12 @@ void pool_worker_exited(struct type_rt *t, const struct worker_exit *e)
 		type_destroy(t);
 		return;
 	}
+	/* A replacement that only takes a spare holds the loop for no time: now,
+	 * not a refill turn later. */
+	if (t->nspares > 0 && pool_below_min(t)) {
+		char err[256];
+		pool_spawn_one(t, NULL, err, sizeof(err)); /* else the refill retries */
+	}
 	pool_reconcile(t);
 	pool_pump(t);
 }

@@ -28,7 +28,10 @@ static int transfer_doorbell(struct worker *w)
 	if (w->reaped)
 		return 0; /* reading what it sent before it exited: nobody to wake */
 	int r = worker_send(w, MSG_DOORBELL, 0, 0, NULL, 0, NULL, 0);
-	return r == -EAGAIN ? 0 : r; /* a full socket holds doorbells enough */
+	/* A full socket holds doorbells enough; a closed one means the worker is
+	 * going (killed, crashed): its exit is on the way, and the reap answers
+	 * its calls (worker_crashed), not a protocol violation. */
+	return r == -EAGAIN || r == -EPIPE || r == -ECONNRESET ? 0 : r;
 }
 
 /* Write all of fd from buf; <0 on failure. */
