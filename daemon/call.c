@@ -185,42 +185,60 @@ static void call_on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /*
  * The ok reply of an inline result as one line; its length (*ret_line is
- * malloc'd, NULL when out of memory or when the id cannot be encoded).
+ * malloc'd, NULL when out of memory or when the id cannot be encoded).  Built
+ * with no JSON objects: the id and the result quoted straight into the line
+ * (ctl_json_quote writes what json_dumps would).
  */
 static size_t inline_reply(struct call *c, uint64_t worker, uint64_t dur, char **ret_line)
 {
+	static const char *const fmt_head = "{\"id\":";
 	const char *res = c->res ? (const char *)c->res : "";
-	char *id = json_dumps(c->req_id, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
-	char *val = NULL;
-	const char *key = "result";
+	char idbuf[32], *idstr = NULL;
+	const char *id;
+	size_t idlen;
 
 	*ret_line = NULL;
-	if (!id)
-		return 0;
-	json_t *s = c->text ? json_stringn(res, c->res_len) : NULL;
-	if (s) {
-		val = json_dumps(s, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
-		json_decref(s);
+	if (json_is_integer(c->req_id)) {
+		idlen = (size_t)snprintf(idbuf, sizeof(idbuf), "%" JSON_INTEGER_FORMAT,
+					 json_integer_value(c->req_id));
+		id = idbuf;
 	} else {
-		char *b = b64_encode(res, c->res_len);
-		if (b && asprintf(&val, "\"%s\"", b) < 0)
-			val = NULL;
-		free(b);
-		key = "result_b64";
+		idstr = json_dumps(c->req_id, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+		if (!idstr)
+			return 0;
+		id = idstr;
+		idlen = strlen(idstr);
 	}
-	int n = -1;
-	if (val)
-		n = asprintf(ret_line,
-			     "{\"id\":%s,\"ok\":true,\"worker\":%llu,\"duration_us\":%llu,"
-			     "\"%s\":%s}",
-			     id, (unsigned long long)worker, (unsigned long long)dur, key, val);
-	free(id);
-	free(val);
-	if (n < 0) {
-		*ret_line = NULL;
+	/* Room for either form of the result: quoted text or base64 in quotes. */
+	size_t vmax = CTL_QUOTE_MAX(c->res_len);
+	size_t cap = strlen(fmt_head) + idlen + 96 + vmax;
+	char *line = malloc(cap);
+	if (!line) {
+		free(idstr);
 		return 0;
 	}
-	return (size_t)n;
+	int head =
+	    snprintf(line, cap, "%s%.*s,\"ok\":true,\"worker\":%llu,\"duration_us\":%llu,",
+		     fmt_head, (int)idlen, id, (unsigned long long)worker, (unsigned long long)dur);
+	free(idstr);
+	size_t n = (size_t)head;
+	long q = -1;
+	if (c->text) {
+		memcpy(line + n, "\"result\":", 9);
+		q = ctl_json_quote(line + n + 9, res, c->res_len);
+		if (q >= 0)
+			n += 9 + (size_t)q;
+	}
+	if (q < 0) { /* not text, or not UTF-8 */
+		memcpy(line + n, "\"result_b64\":\"", 14);
+		n += 14;
+		n += b64_encode_to(line + n, res, c->res_len);
+		line[n++] = '"';
+	}
+	line[n++] = '}';
+	line[n] = '\0';
+	*ret_line = line;
+	return n;
 }
 
 /* A successful result as a reply: inline when it fits a line, else as a sealed memfd. */

@@ -24,14 +24,12 @@ static const uint8_t b64_values[256] = {
     ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64};
 
 /* Encode len bytes as a new NUL-terminated base64 string; NULL when out of memory. */
-char *b64_encode(const void *data, size_t len)
+size_t b64_encode_to(char *out, const void *data, size_t len)
 {
 	const unsigned char *in = data;
-	char *out = malloc((len + 2) / 3 * 4 + 1), *p = out;
+	char *p = out;
 	size_t i;
 
-	if (!out)
-		return NULL;
 	for (i = 0; i + 2 < len; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
 
@@ -48,7 +46,16 @@ char *b64_encode(const void *data, size_t len)
 		*p++ = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
 		*p++ = '=';
 	}
-	*p = '\0';
+	return (size_t)(p - out);
+}
+
+char *b64_encode(const void *data, size_t len)
+{
+	char *out = malloc(B64_ENCODED_LEN(len) + 1);
+
+	if (!out)
+		return NULL;
+	out[b64_encode_to(out, data, len)] = '\0';
 	return out;
 }
 

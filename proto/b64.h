@@ -7,6 +7,10 @@
 
 #include <stddef.h>
 
+/* The length of len bytes in base64. */
+#define B64_ENCODED_LEN(len) (((size_t)(len) + 2) / 3 * 4)
+/* Encode len bytes into out (room for B64_ENCODED_LEN(len)); the length written, no NUL. */
+size_t b64_encode_to(char *out, const void *data, size_t len);
 /* Encode len bytes as a new NUL-terminated base64 string; NULL when out of memory. */
 char *b64_encode(const void *data, size_t len);
 /* Decode base64 text (padding optional) into a new buffer; 0, -EINVAL, -ENOMEM. */

@@ -392,6 +392,117 @@ static unsigned utf8_seq(const unsigned char *p)
 	return 0;
 }
 
+/* The code point of the UTF-8 sequence at p (at most n bytes) and its length
+ * in *len; -1 when it is not valid (overlong, a surrogate, past U+10FFFF, cut). */
+static long utf8_decode(const unsigned char *p, size_t n, unsigned *len)
+{
+	unsigned char c = p[0];
+	if (c < 0x80) {
+		*len = 1;
+		return c;
+	}
+	unsigned need;
+	unsigned char lo = 0x80, hi = 0xbf;
+	long cp;
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 3;
+		cp = c & 0x0f;
+		lo = c == 0xe0 ? 0xa0 : 0x80;
+		hi = c == 0xed ? 0x9f : 0xbf;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 4;
+		cp = c & 0x07;
+		lo = c == 0xf0 ? 0x90 : 0x80;
+		hi = c == 0xf4 ? 0x8f : 0xbf;
+	} else {
+		return -1;
+	}
+	if (n < need || p[1] < lo || p[1] > hi)
+		return -1;
+	for (unsigned i = 1; i < need; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	*len = need;
+	return cp;
+}
+
+static char *put_u(char *o, unsigned v)
+{
+	static const char hex[] = "0123456789ABCDEF"; /* as jansson writes them */
+	*o++ = '\\';
+	*o++ = 'u';
+	*o++ = hex[(v >> 12) & 0xf];
+	*o++ = hex[(v >> 8) & 0xf];
+	*o++ = hex[(v >> 4) & 0xf];
+	*o++ = hex[v & 0xf];
+	return o;
+}
+
+long ctl_json_quote(char *out, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	char *o = out;
+	*o++ = '"';
+	while (p < end) {
+		unsigned char c = *p;
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			*o++ = (char)c; /* the common case */
+			p++;
+			continue;
+		}
+		unsigned len;
+		long cp = utf8_decode(p, (size_t)(end - p), &len);
+		if (cp < 0)
+			return -1;
+		p += len;
+		switch (cp) {
+		case '"':
+		case '\\':
+			*o++ = '\\';
+			*o++ = (char)cp;
+			break;
+		case '\b':
+			*o++ = '\\';
+			*o++ = 'b';
+			break;
+		case '\f':
+			*o++ = '\\';
+			*o++ = 'f';
+			break;
+		case '\n':
+			*o++ = '\\';
+			*o++ = 'n';
+			break;
+		case '\r':
+			*o++ = '\\';
+			*o++ = 'r';
+			break;
+		case '\t':
+			*o++ = '\\';
+			*o++ = 't';
+			break;
+		default:
+			if (cp == 0x7f) {
+				*o++ = (char)cp;
+			} else if (cp < 0x10000) {
+				o = put_u(o, (unsigned)cp);
+			} else {
+				cp -= 0x10000;
+				o = put_u(o, 0xd800u | (unsigned)(cp >> 10));
+				o = put_u(o, 0xdc00u | (unsigned)(cp & 0x3ff));
+			}
+			break;
+		}
+	}
+	*o++ = '"';
+	return o - out;
+}
+
 /* Replace invalid UTF-8 in s with '?' so that jansson accepts it; in place. */
 void ctl_utf8_sanitize(char *s)
 {

@@ -142,6 +142,15 @@ json_t *ctl_reply_ok(json_t *id);
  * 1 KiB and made valid UTF-8, so the envelope always builds. */
 json_t *ctl_reply_error(json_t *id, enum ctl_code code, const char *msg);
 
+/*
+ * s[0..n) as a JSON string literal, quotes included, ASCII only (what
+ * json_dumps with JSON_ENSURE_ASCII writes, byte for byte),
+ * into out, which has room for CTL_QUOTE_MAX(n) bytes.  Its length, or -1 when
+ * s is not valid UTF-8 (NUL bytes are valid: \u0000).
+ */
+#define CTL_QUOTE_MAX(n) (6 * (size_t)(n) + 2)
+long ctl_json_quote(char *out, const char *s, size_t n);
+
 /* Replace invalid UTF-8 in s with '?' (jansson accepts only UTF-8); in place. */
 void ctl_utf8_sanitize(char *s);
 

@@ -1,9 +1,11 @@
 /*
- * test_control.c - the control protocol's fast request parser: it accepts the
- * common flat request and builds exactly what jansson builds, and hands
- * everything else (valid or not) back to jansson.
+ * test_control.c - the control protocol's fast paths against jansson: the
+ * request parser accepts the common flat request and builds exactly what
+ * jansson builds, handing everything else back; the string quoting of replies
+ * writes what json_dumps writes.
  */
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "control.h"
@@ -88,6 +90,84 @@ START_TEST(test_errors_unchanged)
 }
 END_TEST
 
+/* jansson's own quoting of s[0..n) (ENSURE_ASCII), or NULL when it is not UTF-8. */
+static char *ref_quote(const char *s, size_t n)
+{
+	json_t *j = json_stringn(s, n);
+	if (!j)
+		return NULL;
+	char *out = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+	json_decref(j);
+	return out;
+}
+
+static void check_quote(const char *s, size_t n)
+{
+	char *out = malloc(CTL_QUOTE_MAX(n));
+	ck_assert_ptr_nonnull(out);
+	long len = ctl_json_quote(out, s, n);
+	char *ref = ref_quote(s, n);
+	if (!ref) {
+		ck_assert_int_eq(len, -1);
+	} else {
+		ck_assert_msg(len >= 0, "refused what jansson quotes: %s", ref);
+		ck_assert_msg((size_t)len == strlen(ref) && memcmp(out, ref, (size_t)len) == 0,
+			      "quoted %.*s, jansson %s", (int)len, out, ref);
+	}
+	free(ref);
+	free(out);
+}
+
+/* Result strings quoted as jansson quotes them: every byte value, every class of
+ * UTF-8 sequence (valid, overlong, surrogate, past U+10FFFF, cut short), and
+ * random mixes of them. */
+START_TEST(test_quote_matches_jansson)
+{
+	static const char *const cases[] = {
+	    "",
+	    "plain text",
+	    "\"quoted\" \\ back",
+	    "\b\f\n\r\t\x01\x1f\x7f",
+	    "caf\xc3\xa9",
+	    "\xe2\x82\xac",
+	    "\xf0\x9f\x98\x80 emoji",
+	    "\xef\xbf\xbf",
+	    "\xc0\x80",
+	    "\xe0\x80\x80",
+	    "\xed\xa0\x80",
+	    "\xf4\x90\x80\x80",
+	    "\xf5\x80",
+	    "\xc3",
+	    "\xe2\x82",
+	    "\xf0\x9f\x98",
+	    "\x80",
+	    "\xff",
+	    "/slash/",
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_quote(cases[i], strlen(cases[i]));
+	check_quote("nul\0inside", 11);
+	for (unsigned b = 0; b < 256; b++) {
+		char one = (char)b;
+		check_quote(&one, 1);
+	}
+	/* Random mixes, biased to the interesting bytes. */
+	static const unsigned char pick[] = {'a',  '"',	 '\\', 0,    0x1f, 0x7f, 0x80, 0xbf, 0xc2,
+					     0xc3, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0x9f, 0xa0, 0xa9};
+	unsigned seed = 12345;
+	for (int k = 0; k < 20000; k++) {
+		unsigned char buf[24];
+		size_t n = (size_t)(k % 24);
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			buf[i] = (seed >> 16) & 1 ? pick[(seed >> 17) % sizeof(pick)]
+						  : (unsigned char)(seed >> 20);
+		}
+		check_quote((const char *)buf, n);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("control");
@@ -97,6 +177,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_fast_hands_back, 0,
 			    (int)(sizeof(handed_back) / sizeof(handed_back[0])));
 	tcase_add_test(tc, test_errors_unchanged);
+	tcase_add_test(tc, test_quote_matches_jansson);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
