@@ -191,7 +191,6 @@ static void call_on_timeout(evutil_socket_t fd, short what, void *arg)
  */
 static size_t inline_reply(struct call *c, uint64_t worker, uint64_t dur, char **ret_line)
 {
-	static const char *const fmt_head = "{\"id\":";
 	const char *res = c->res ? (const char *)c->res : "";
 	char idbuf[32], *idstr = NULL;
 	const char *id;
@@ -211,15 +210,15 @@ static size_t inline_reply(struct call *c, uint64_t worker, uint64_t dur, char *
 	}
 	/* Room for either form of the result: quoted text or base64 in quotes. */
 	size_t vmax = CTL_QUOTE_MAX(c->res_len);
-	size_t cap = strlen(fmt_head) + idlen + 96 + vmax;
+	size_t cap = idlen + 102 + vmax; /* {"id": and the fixed keys: 82 at most */
 	char *line = malloc(cap);
 	if (!line) {
 		free(idstr);
 		return 0;
 	}
 	int head =
-	    snprintf(line, cap, "%s%.*s,\"ok\":true,\"worker\":%llu,\"duration_us\":%llu,",
-		     fmt_head, (int)idlen, id, (unsigned long long)worker, (unsigned long long)dur);
+	    snprintf(line, cap, "{\"id\":%.*s,\"ok\":true,\"worker\":%llu,\"duration_us\":%llu,",
+		     (int)idlen, id, (unsigned long long)worker, (unsigned long long)dur);
 	free(idstr);
 	size_t n = (size_t)head;
 	long q = -1;

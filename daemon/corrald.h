@@ -123,7 +123,7 @@ struct worker {
 	unsigned npipe;
 	bool ring_calls;	     /* takes calls through the ring (HELLO_F_RING_CALLS) */
 	bool hello_early;	     /* a spare's hello, read before it was taken: on the timer */
-	bool wake_owed;		     /* on d->wakes: its doorbell waits for transfer_wakes_flush */
+	bool wake_owed;		     /* on d->wakes: its doorbell waits for worker_wakes_flush */
 	uint64_t head_since_us;	     /* when its current call became current */
 	uint64_t svc_us;	     /* EWMA of the time a call takes it, as the daemon sees it */
 	struct spawn_req *spawn_req; /* a `spawn` or `restart` waiting for its readiness */
@@ -268,7 +268,7 @@ struct daemon {
 	unsigned refill_yields; /* refill turns given up in a row to other events */
 	struct workerq workers;
 	struct workerq reaped; /* exits collected by the waitpid loop, handled after it */
-	struct workerq wakes;  /* doorbells held while wake_hold > 0 (transfer.c) */
+	struct workerq wakes;  /* doorbells held while wake_hold > 0 (worker.c) */
 	unsigned wake_hold;
 	unsigned nworkers;
 	uint64_t next_worker_id;

@@ -394,6 +394,14 @@ static uint64_t *cg_trash;
 static size_t cg_ntrash, cg_trash_cap;
 static struct event *ev_cg_trash;
 
+/* Remove every cgroup in the trash now. */
+static void cgroup_trash_remove(void)
+{
+	for (size_t i = 0; i < cg_ntrash; i++)
+		sandbox_cgroup_finish(cg_trash[i], 0);
+	cg_ntrash = 0;
+}
+
 /* Remove every cgroup in the trash, once the pool has started the replacements
  * it queued (a few turns at most, so that a daemon always refilling still
  * removes them). */
@@ -410,9 +418,7 @@ static void cgroup_empty_trash(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	yields = 0;
-	for (size_t i = 0; i < cg_ntrash; i++)
-		sandbox_cgroup_finish(cg_trash[i], 0);
-	cg_ntrash = 0;
+	cgroup_trash_remove();
 }
 
 /* Remove the cgroups numbered cg_id on a later loop turn (now, without a loop). */
@@ -442,9 +448,7 @@ void cgroup_finish_later(struct daemon *d, uint64_t cg_id)
 /* Remove what is left in the trash and free it (at exit, before the loop goes). */
 void cgroup_trash_finish(void)
 {
-	for (size_t i = 0; i < cg_ntrash; i++)
-		sandbox_cgroup_finish(cg_trash[i], 0);
-	cg_ntrash = 0;
+	cgroup_trash_remove();
 	if (ev_cg_trash)
 		event_free(ev_cg_trash);
 	ev_cg_trash = NULL;

@@ -316,6 +316,11 @@ static int transfer_call_record(struct worker *w, struct call *c)
 	return r;
 }
 
+int transfer_ring(struct worker *w)
+{
+	return ring_producer_wake_needed(&w->ring.tx) ? transfer_doorbell(w) : 0;
+}
+
 /*
  * Ring the worker when it sleeps on the requests ring; <0 on failure.  While
  * wakes are held (a callback that may queue many calls: a client's pipelined
@@ -333,12 +338,7 @@ static int transfer_wake(struct worker *w)
 		}
 		return 0;
 	}
-	return ring_producer_wake_needed(&w->ring.tx) ? transfer_doorbell(w) : 0;
-}
-
-int transfer_ring(struct worker *w)
-{
-	return ring_producer_wake_needed(&w->ring.tx) ? transfer_doorbell(w) : 0;
+	return transfer_ring(w);
 }
 
 void transfer_wake_forget(struct worker *w)

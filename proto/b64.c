@@ -23,7 +23,7 @@ static const uint8_t b64_values[256] = {
     ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
     ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64};
 
-/* Encode len bytes as a new NUL-terminated base64 string; NULL when out of memory. */
+/* Encode len bytes into out; the length written (no NUL). */
 size_t b64_encode_to(char *out, const void *data, size_t len)
 {
 	const unsigned char *in = data;
@@ -49,6 +49,7 @@ size_t b64_encode_to(char *out, const void *data, size_t len)
 	return (size_t)(p - out);
 }
 
+/* Encode len bytes as a new NUL-terminated base64 string; NULL when out of memory. */
 char *b64_encode(const void *data, size_t len)
 {
 	char *out = malloc(B64_ENCODED_LEN(len) + 1);

@@ -370,28 +370,6 @@ json_t *ctl_reply_ok(json_t *id)
 	return o;
 }
 
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
- * nothing past U+10FFFF), or 0. */
-static unsigned utf8_seq(const unsigned char *p)
-{
-	unsigned char c = p[0];
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80
-			   ? 4
-			   : 0;
-	}
-	return 0;
-}
-
 /* The code point of the UTF-8 sequence at p (at most n bytes) and its length
  * in *len; -1 when it is not valid (overlong, a surrogate, past U+10FFFF, cut). */
 static long utf8_decode(const unsigned char *p, size_t n, unsigned *len)
@@ -506,10 +484,10 @@ long ctl_json_quote(char *out, const char *s, size_t n)
 /* Replace invalid UTF-8 in s with '?' so that jansson accepts it; in place. */
 void ctl_utf8_sanitize(char *s)
 {
-	unsigned char *p = (unsigned char *)s;
-	while (*p) {
-		unsigned n = utf8_seq(p);
-		if (n == 0)
+	unsigned char *p = (unsigned char *)s, *end = p + strlen(s);
+	while (p < end) {
+		unsigned n;
+		if (utf8_decode(p, (size_t)(end - p), &n) < 0)
 			*p++ = '?';
 		else
 			p += n;
