@@ -173,8 +173,7 @@ static void cmd_types(struct client *c, json_t *id, json_t *req)
 		    "isolate", p->isolate == ISOLATE_KEY ? "key" : "none", "max_per_key",
 		    (json_int_t)p->max_per_key, "workers", (json_int_t)t->nworkers, "busy",
 		    (json_int_t)t->nstate[W_BUSY], "queued", (json_int_t)t->nqueued, "sandbox",
-		    "active", type_layer_names(t->sb_active), "missing",
-		    type_layer_names(t->sb_missing));
+		    "active", type_layers_active(t), "missing", type_layers_missing(t));
 		json_array_append_new(arr, o);
 	}
 	client_reply_ok(c, id, json_pack("{s:o}", "types", arr));
@@ -541,16 +540,18 @@ static json_t *logs_lines(struct type_rt **ts, size_t nts, const struct logq *q,
 	return arr;
 }
 
-/* Add a `logs -f` follow of worker (0: of type) to client c. */
+/* Add a `logs -f` follow of worker (0: of type; type NULL: of every worker) to client c. */
 static void logs_follow(struct client *c, json_t *id, uint64_t worker, const char *type)
 {
 	struct follow *f = realloc(c->follows, (c->nfollows + 1) * sizeof(*f));
 	if (!f)
-		return;
+		fatal("out of memory");
 	c->follows = f;
 	f[c->nfollows].id = json_incref(id);
 	f[c->nfollows].worker = worker;
-	f[c->nfollows].type = strdup(type);
+	f[c->nfollows].type = type ? strdup(type) : NULL;
+	if (type && !f[c->nfollows].type)
+		fatal("out of memory");
 	c->nfollows++;
 }
 
@@ -606,14 +607,10 @@ static void cmd_logs(struct client *c, json_t *id, json_t *req)
 	}
 	client_reply_ok(c, id, json_pack("{s:o}", "lines", arr));
 	if (fv && json_is_true(fv)) {
-		if (wv || tv) {
+		if (wv || tv)
 			logs_follow(c, id, q.worker, one ? one->name : "");
-		} else {
-			/* All workers: one follow per type (of the types there are now). */
-			struct type_rt *t;
-			TAILQ_FOREACH(t, &d->types, entry)
-			logs_follow(c, id, 0, t->name);
-		}
+		else
+			logs_follow(c, id, 0, NULL); /* every worker, of types a reload adds too */
 	}
 }
 

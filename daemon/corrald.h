@@ -228,7 +228,7 @@ struct type_rt {
 	unsigned nqueued;
 	struct stats stats;
 	/* restart policy */
-	uint64_t *crash_ts; /* ring of the last burst+1 crash times */
+	uint64_t *crash_ts; /* ring of the last type_crash_slots() crash times */
 	unsigned ncrash, crash_pos;
 	unsigned backoff_level;
 	uint64_t backoff_until_ms;

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "server.h"
+#include "type.h"
 
 /* Alive and not on its way out. */
 unsigned pool_live(const struct type_rt *t)
@@ -55,7 +56,7 @@ static void pool_note_crash(struct type_rt *t)
 {
 	const struct restart_config *r = &t->cfg->restart;
 	uint64_t now = now_ms();
-	unsigned slots = r->burst + 1;
+	unsigned slots = type_crash_slots(t->cfg);
 
 	t->crash_ts[t->crash_pos] = now;
 	t->crash_pos = (t->crash_pos + 1) % slots;
@@ -72,11 +73,13 @@ static void pool_note_crash(struct type_rt *t)
 	uint64_t delay = r->backoff_ms[0];
 	for (unsigned i = 1; i < t->backoff_level && delay < r->backoff_ms[1]; i++)
 		delay *= 2;
-	/* Jitter: 75%..125%, so that many types do not retry in lockstep; the cap
-	 * holds with the jitter included. */
+	/* Jitter: 75%..125%, so that many types do not retry in lockstep; within
+	 * [backoff_ms[0], backoff_ms[1]], jitter included. */
 	delay = delay * (750 + (uint64_t)(random() % 501)) / 1000;
 	if (delay > r->backoff_ms[1])
 		delay = r->backoff_ms[1];
+	if (delay < r->backoff_ms[0])
+		delay = r->backoff_ms[0];
 	if (delay < 1)
 		delay = 1;
 	pool_delay(t, delay);
@@ -397,8 +400,9 @@ void pool_submit(struct call *c)
 				  "type %s is in crash-loop backoff and its queue is full",
 				  t->name);
 		else
-			call_fail(c, CTL_BUSY, "type %s: all %u workers busy and %u calls queued",
-				  t->name, p->max, t->nqueued);
+			call_fail(c, CTL_BUSY,
+				  "type %s: all %u workers busy and its queue of %u calls is full",
+				  t->name, p->max, p->queue);
 		return;
 	}
 	TAILQ_INSERT_TAIL(&t->queue, c, qentry);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,6 +30,8 @@
 static void client_on_read(evutil_socket_t fd, short what, void *arg);
 static void client_on_write(evutil_socket_t fd, short what, void *arg);
 static void client_free(struct client *c);
+static void client_kill(struct client *c);
+static void server_on_hangup(evutil_socket_t fd, short what, void *arg);
 static void client_on_flush(evutil_socket_t fd, short what, void *arg);
 static void client_on_timer(evutil_socket_t fd, short what, void *arg);
 static void server_on_backlog(evutil_socket_t fd, short what, void *arg);
@@ -337,6 +341,7 @@ int server_start(struct daemon *d, const char *path, const struct config *cfg)
 	if (!s)
 		return -1;
 	s->d = d;
+	s->hup_fd = -1;
 	LIST_INIT(&s->clients);
 	TAILQ_INIT(&s->backlog);
 	server_tune_malloc();
@@ -344,6 +349,20 @@ int server_start(struct daemon *d, const char *path, const struct config *cfg)
 	if (s->lfd >= 0) {
 		s->activated = true;
 		evutil_make_socket_nonblocking(s->lfd);
+		/* Say where it really listens: the unit's ListenStream, not our default. */
+		struct sockaddr_un sa;
+		socklen_t sl = sizeof(sa);
+		memset(&sa, 0, sizeof(sa));
+		if (getsockname(s->lfd, (struct sockaddr *)&sa, &sl) == 0 &&
+		    sa.sun_family == AF_UNIX && sa.sun_path[0] &&
+		    sl > offsetof(struct sockaddr_un, sun_path)) {
+			char *real =
+			    strndup(sa.sun_path, sl - offsetof(struct sockaddr_un, sun_path));
+			if (real) {
+				free(d->socket_path);
+				d->socket_path = real;
+			}
+		}
 		log_info("using the socket passed by systemd (fd %d)", s->lfd);
 	} else {
 		s->lfd = listen_on(path, cfg->socket_mode, cfg->socket_group);
@@ -355,6 +374,18 @@ int server_start(struct daemon *d, const char *path, const struct config *cfg)
 	s->ev_accept = event_new(d->base, s->lfd, EV_READ | EV_PERSIST, server_on_accept, s);
 	s->ev_backoff = evtimer_new(d->base, server_on_backoff, s);
 	s->ev_backlog = evtimer_new(d->base, server_on_backlog, s);
+	s->hup_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->hup_fd >= 0) {
+		s->ev_hup =
+		    event_new(d->base, s->hup_fd, EV_READ | EV_PERSIST, server_on_hangup, s);
+		if (!s->ev_hup)
+			fatal("out of memory");
+		event_add(s->ev_hup, NULL);
+	} else {
+		log_warn(
+		    "epoll_create1: %s; a half-closed client is kept until its replies are out",
+		    strerror(errno));
+	}
 	if (!s->ev_accept || !s->ev_backoff || !s->ev_backlog) {
 		log_err("out of memory");
 		return -1;
@@ -385,6 +416,10 @@ void server_free(struct server *s, const char *path)
 		event_free(s->ev_backoff);
 	if (s->ev_backlog)
 		event_free(s->ev_backlog);
+	if (s->ev_hup)
+		event_free(s->ev_hup);
+	if (s->hup_fd >= 0)
+		close(s->hup_fd);
 	if (s->lfd >= 0) {
 		close(s->lfd);
 		if (!s->activated && path)
@@ -451,6 +486,46 @@ static void client_forget_streams(struct client *c)
 	c->watch_id = NULL;
 }
 
+/*
+ * A peer that shut only its writing side (`nc -N`, a script's shutdown(SHUT_WR))
+ * still reads: its calls are answered and its streams go on.  One that closed
+ * the connection does not: the kernel reports EPOLLHUP (both directions shut)
+ * only then, which a second epoll set sees with no events asked for (EOF alone
+ * would keep a level-triggered read event firing).  Its queued calls go.
+ */
+static void client_watch_hangup(struct client *c)
+{
+	struct epoll_event ev = {.events = 0, .data.ptr = c};
+
+	if (c->hup_watched || c->srv->hup_fd < 0)
+		return;
+	if (epoll_ctl(c->srv->hup_fd, EPOLL_CTL_ADD, c->fd, &ev) == 0)
+		c->hup_watched = true;
+}
+
+static void client_unwatch_hangup(struct client *c)
+{
+	if (c->hup_watched) {
+		epoll_ctl(c->srv->hup_fd, EPOLL_CTL_DEL, c->fd, NULL);
+		c->hup_watched = false;
+	}
+}
+
+/* Some half-closed client hung up: drop it (its queued calls with it). */
+static void server_on_hangup(evutil_socket_t fd, short what, void *arg)
+{
+	struct epoll_event evs[64];
+	(void)arg;
+	(void)what;
+
+	int n = epoll_wait(fd, evs, 64, 0);
+	for (int i = 0; i < n; i++) {
+		struct client *c = evs[i].data.ptr;
+		if (c->hup_watched && !c->dead)
+			client_kill(c);
+	}
+}
+
 /* Release a client: detach its calls and spawn requests, close its fds. */
 static void client_free(struct client *c)
 {
@@ -483,6 +558,7 @@ static void client_free(struct client *c)
 		if (c->cur_fds[i] >= 0)
 			close(c->cur_fds[i]);
 	client_forget_streams(c);
+	client_unwatch_hangup(c);
 	backlog_remove(c);
 	event_free(c->ev_rd);
 	event_free(c->ev_wr);
@@ -499,7 +575,7 @@ static void client_free(struct client *c)
 static bool client_done(const struct client *c)
 {
 	return c->closing && TAILQ_EMPTY(&c->out) && LIST_EMPTY(&c->calls) &&
-	       LIST_EMPTY(&c->spawns);
+	       LIST_EMPTY(&c->spawns) && !c->watch_id && !c->nfollows;
 }
 
 /* Account n bytes written out of the queue head; free the messages fully sent. */
@@ -616,6 +692,7 @@ static void client_kill(struct client *c)
 {
 	c->dead = true;
 	c->closing = true;
+	client_unwatch_hangup(c);
 	event_del(c->ev_rd);
 	event_del(c->ev_wr);
 	event_del(c->ev_timer);
@@ -659,6 +736,21 @@ static void client_queue(struct client *c, char *s, size_t len, int fd, bool eve
 		if (fd >= 0)
 			close(fd);
 		return;
+	}
+	if (len > LINE_MAX_BYTES) {
+		/* Only an echoed id that nearly filled its request line gets here (results
+		 * past a line go as fds): the reply cannot carry it. */
+		free(s);
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		if (asprintf(
+			&s,
+			"{\"id\":null,\"ok\":false,\"error\":{\"code\":\"too_large\","
+			"\"message\":\"the reply would exceed %u bytes (its id is too long)\"}}",
+			LINE_MAX_BYTES) < 0)
+			return;
+		len = strlen(s);
 	}
 	struct outmsg *m = malloc(sizeof(*m));
 	char *data = realloc(s, len + 1);
@@ -1029,6 +1121,8 @@ static int client_process(struct client *c)
 	while (!c->dead && !c->closing && lines < CLIENT_LINE_SLICE && !client_over_soft(c)) {
 		size_t from = c->scan > pos ? c->scan : pos;
 		char *nl = from < c->inlen ? memchr(c->in + from, '\n', c->inlen - from) : NULL;
+		if (!nl && c->rd_eof && pos < c->inlen && c->inlen - pos <= LINE_MAX_BYTES)
+			nl = c->in + c->inlen; /* the peer's EOF ends its last line */
 		if (!nl) {
 			c->scan = c->inlen;
 			break;
@@ -1039,6 +1133,7 @@ static int client_process(struct client *c)
 		if (len > LINE_MAX_BYTES) {
 			client_reply_error(c, NULL, ctl_code_name(CTL_TOO_LARGE),
 					   "request line exceeds %u bytes", LINE_MAX_BYTES);
+			client_forget_streams(c);
 			c->closing = true;
 		} else {
 			client_dispatch(c, c->in + pos, len); /* an empty line is not JSON either */
@@ -1047,7 +1142,7 @@ static int client_process(struct client *c)
 			if (c->cur_fds[i] >= 0)
 				close(c->cur_fds[i]);
 		c->ncur_fds = 0;
-		pos += len + 1;
+		pos += len + (pos + len < c->inlen);
 		lines++;
 	}
 	c->inoff = pos;
@@ -1066,6 +1161,7 @@ static int client_process(struct client *c)
 	if (!c->closing && c->scan - c->inoff > LINE_MAX_BYTES) {
 		client_reply_error(c, NULL, ctl_code_name(CTL_TOO_LARGE),
 				   "request line exceeds %u bytes", LINE_MAX_BYTES);
+		client_forget_streams(c);
 		c->closing = true;
 	}
 	if (!c->closing && c->rd_eof && !client_has_input(c))
@@ -1134,6 +1230,66 @@ static void server_on_backlog(evutil_socket_t fd, short what, void *arg)
 	backlog_arm(s);
 }
 
+/* Does this request line ask for an fd ("payload_fd": true)?  Only a key can
+ * hold the quoted name followed by a colon: inside a JSON string the quotes
+ * would be escaped. */
+static bool line_takes_fd(const char *p, size_t len)
+{
+	static const char key[] = "\"payload_fd\"";
+	const char *end = p + len;
+
+	while ((p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+		p += sizeof(key) - 1;
+		const char *q = json_ws(p, end);
+		if (q < end && *q == ':') {
+			q = json_ws(q + 1, end);
+			return (size_t)(end - q) >= 4 && memcmp(q, "true", 4) == 0;
+		}
+	}
+	return false;
+}
+
+/*
+ * The fds of one read go with the lines that start in it.  Linux ends a
+ * stream read right after the message that carried fds, so they came with
+ * the last of those lines, or with earlier ones of the same sendmsg when a
+ * client sends several lines and their fds at once: each earlier line that
+ * asks for an fd takes the next one, in order; the last line gets the rest
+ * (a line that takes none is then refused, its fds closed).  The n bytes
+ * read sit at the end of c->in.
+ */
+static void client_place_fds(struct client *c, size_t n, const int *fds, size_t nfds)
+{
+	const char *data = c->in + c->inlen - n;
+	uint64_t base = c->in_base + c->inlen - n;
+	/* The line holding the read's first byte may have begun before it. */
+	size_t before = (size_t)(data - (c->in + c->inoff));
+	const char *nl0 = before ? memrchr(c->in + c->inoff, '\n', before) : NULL;
+	const char *line = nl0 ? nl0 + 1 : c->in + c->inoff;
+	uint64_t off = base;
+	size_t next = 0;
+
+	for (;;) {
+		/* This line ends within the read (and another starts after it)? */
+		const char *scan = line > data ? line : data;
+		const char *nl = memchr(scan, '\n', (size_t)(data + n - scan));
+		if (!nl || nl + 1 >= data + n)
+			break; /* the last line starting here */
+		if (next < nfds && line_takes_fd(line, (size_t)(nl - line))) {
+			c->rfds[c->nrfds].fd = fds[next++];
+			c->rfds[c->nrfds].off = off;
+			c->nrfds++;
+		}
+		line = nl + 1;
+		off = base + (uint64_t)(line - data);
+	}
+	for (; next < nfds; next++) {
+		c->rfds[c->nrfds].fd = fds[next];
+		c->rfds[c->nrfds].off = off;
+		c->nrfds++;
+	}
+}
+
 /* Socket readable: read one slice of bytes and fds, dispatch a slice of lines. */
 static void client_on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -1164,16 +1320,8 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 			client_drop(c);
 		return;
 	}
-	/* Linux ends a stream read right after the message that carried fds, so
-	 * they belong to the last line that starts within this read (a client
-	 * sends a line with an fd in a sendmsg of its own); earlier pipelined
-	 * lines may share the read. */
-	uint64_t off = c->in_base + c->inlen;
-	if (n > 1) {
-		const char *nl = memrchr(c->in + c->inlen, '\n', (size_t)n - 1);
-		if (nl)
-			off += (uint64_t)(nl - (c->in + c->inlen)) + 1;
-	}
+	int got[CLIENT_MAX_RFDS];
+	size_t ngot = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -1181,20 +1329,21 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 		for (size_t i = 0; i < nfd; i++) {
 			int rfd;
 			memcpy(&rfd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (c->nrfds < CLIENT_MAX_RFDS) {
-				c->rfds[c->nrfds].fd = rfd;
-				c->rfds[c->nrfds].off = off;
-				c->nrfds++;
-			} else {
+			if (ngot < CLIENT_MAX_RFDS && c->nrfds + ngot < CLIENT_MAX_RFDS)
+				got[ngot++] = rfd;
+			else
 				close(rfd);
-			}
 		}
 	}
 	if (mh.msg_flags & MSG_CTRUNC)
 		log_notice("client sent more fds than accepted; extra closed");
-	if (n == 0)
+	if (n == 0) {
 		c->rd_eof = true; /* finish what is complete, then go once replies are out */
+		client_watch_hangup(c);
+	}
 	c->inlen += (size_t)n;
+	if (ngot)
+		client_place_fds(c, (size_t)n, got, ngot);
 	struct daemon *d = c->srv->d;
 	worker_wakes_hold(d); /* one doorbell per worker for all the lines read */
 	client_process(c);
@@ -1261,13 +1410,14 @@ void server_emit_log(struct daemon *d, const struct type_rt *t, const struct log
 		tmp = LIST_NEXT(c, entry);
 		if (c->dead)
 			continue;
-		for (unsigned i = 0; i < c->nfollows; i++) {
+		/* Each stream of the client that wants the line gets it under its id. */
+		for (unsigned i = 0; i < c->nfollows && !c->ended; i++) {
 			struct follow *f = &c->follows[i];
-			if (f->worker ? f->worker != l->worker : strcmp(f->type, t->name) != 0)
+			if (f->worker ? f->worker != l->worker
+				      : f->type && strcmp(f->type, t->name) != 0)
 				continue;
 			client_send_event(
 			    c, json_pack("{s:O,s:o}", "id", f->id, "event", logline_to_json(l)));
-			break;
 		}
 	}
 }

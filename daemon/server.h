@@ -64,7 +64,7 @@ struct outmsg {
 struct follow {
 	json_t *id;
 	uint64_t worker; /* 0: by type */
-	char *type;
+	char *type;	 /* NULL with worker 0: every worker, of types added later too */
 };
 
 struct client {
@@ -102,6 +102,7 @@ struct client {
 	bool paused;  /* unsent replies over CLIENT_SOFT_OUT: not read */
 	bool ended;   /* streams ended (dropped or drain): lingers until flushed */
 	bool dead;
+	bool hup_watched; /* after EOF: in the server's hang-up set */
 };
 
 struct server {
@@ -113,6 +114,8 @@ struct server {
 	unsigned nclients;
 	TAILQ_HEAD(, client) backlog; /* clients with complete lines left to dispatch */
 	struct event *ev_backlog;     /* serves the backlog's head, one slice a turn */
+	int hup_fd;		      /* epoll set of half-closed clients: EPOLLHUP only */
+	struct event *ev_hup;
 	uid_t *allow_uids;
 	size_t n_allow_uids;
 	gid_t *allow_gids;

@@ -172,13 +172,19 @@ struct type_rt *type_new(struct daemon *d, struct config_holder *h, const struct
 	TAILQ_INIT(&t->idle);
 	TAILQ_INIT(&t->queue);
 	TAILQ_INIT(&t->spares);
-	t->crash_ts = calloc(tc->restart.burst + 1, sizeof(uint64_t));
+	t->crash_ts = calloc(type_crash_slots(tc), sizeof(uint64_t));
 	t->backoff_timer = evtimer_new(d->base, type_on_backoff, t);
 	if (!t->name || !t->crash_ts || !t->backoff_timer)
 		fatal("out of memory");
 	t->logs = loghist_new(1000);
 	type_plan_sandbox(d, t);
 	return t;
+}
+
+/* Crash times kept per type (see type.h). */
+unsigned type_crash_slots(const struct type_config *tc)
+{
+	return tc->restart.burst + 1 > 256 ? tc->restart.burst + 1 : 256;
 }
 
 /* Free a type whose workers are all gone. */
@@ -238,14 +244,38 @@ void type_note_failure(struct type_rt *t, uint64_t worker, const char *reason)
 		t->nfailures++;
 }
 
-/* Layer bits as a JSON array of names. */
-json_t *type_layer_names(unsigned bits)
+/*
+ * Layers as DESIGN.md names them (user pid net ipc uts mount seccomp cgroup
+ * rlimits).  "cgroup" stands for the worker's cgroups, memory and pids: active
+ * when each one the type wants is made, else missing.  Landlock (the write
+ * guard of file payloads) has no name there: a kernel without it is in the
+ * start-up log.
+ */
+#define SB_ANY_CGROUP (SB_CGROUP | SB_PIDS)
+static json_t *layer_names(unsigned bits)
 {
 	json_t *a = json_array();
-	for (unsigned b = 0; b < SB_NLAYERS; b++)
-		if (bits & (1u << b))
+	for (unsigned b = 0; b < SB_NLAYERS; b++) {
+		unsigned bit = 1u << b;
+		if ((bits & bit) && !(bit & (SB_ANY_CGROUP | SB_LANDLOCK)))
 			json_array_append_new(a, json_string(sandbox_layer_names[b]));
+		else if (bit == SB_CGROUP && (bits & SB_ANY_CGROUP))
+			json_array_append_new(a, json_string("cgroup"));
+	}
 	return a;
+}
+
+json_t *type_layers_active(const struct type_rt *t)
+{
+	unsigned bits = t->sb_active;
+	if (t->sb_missing & SB_ANY_CGROUP)
+		bits &= ~SB_ANY_CGROUP;
+	return layer_names(bits);
+}
+
+json_t *type_layers_missing(const struct type_rt *t)
+{
+	return layer_names(t->sb_missing);
 }
 
 /* Crashes of t within its restart interval. */
@@ -296,7 +326,7 @@ json_t *type_describe(struct type_rt *t)
 				     "reason", f->reason));
 	}
 	return json_pack("{s:o,s:{s:o,s:o},s:o,s:I,s:o,s:o}", "type", cfg, "sandbox", "active",
-			 type_layer_names(t->sb_active), "missing", type_layer_names(t->sb_missing),
-			 "workers", workers, "spares", (json_int_t)t->nspares, "backoff", backoff,
+			 type_layers_active(t), "missing", type_layers_missing(t), "workers",
+			 workers, "spares", (json_int_t)t->nspares, "backoff", backoff,
 			 "last_failures", fails);
 }

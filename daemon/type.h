@@ -16,6 +16,10 @@ struct type_rt;
 struct type_rt *type_new(struct daemon *d, struct config_holder *h, const struct type_config *tc);
 /* Free a type whose workers are all gone. */
 void type_destroy(struct type_rt *t);
+
+/* Crash times a type keeps: enough to decide on burst + 1, and to count the
+ * crashes of a whole interval for `describe` (a loop in backoff goes on). */
+unsigned type_crash_slots(const struct type_config *tc);
 /* Create the types of a fresh configuration. */
 void type_init_all(struct daemon *d, struct config_holder *h);
 /* An active type by name, or NULL. */
@@ -24,8 +28,9 @@ struct type_rt *type_find(struct daemon *d, const char *name);
 void type_note_failure(struct type_rt *t, uint64_t worker, const char *reason);
 /* `describe`: effective config, sandbox, workers, spares, backoff, last failures. */
 json_t *type_describe(struct type_rt *t);
-/* Layer bits as a JSON array of names. */
-json_t *type_layer_names(unsigned bits);
+/* The sandbox layers in effect, and those wanted but refused here (DESIGN.md names). */
+json_t *type_layers_active(const struct type_rt *t);
+json_t *type_layers_missing(const struct type_rt *t);
 /* Drop one reference to a configuration. */
 void config_holder_put(struct config_holder *h);
 

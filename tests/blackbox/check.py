@@ -13,7 +13,7 @@ os.chmod(RUN, 0o755)  # other-uid checks connect from inside
 MIB = 1 << 20
 os.makedirs(RUN, exist_ok=True)
 
-ALLOWED_LAYERS = set('user pid net ipc uts mount seccomp cgroup rlimits pids landlock'.split())
+ALLOWED_LAYERS = set('user pid net ipc uts mount seccomp cgroup rlimits'.split())
 F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 2, 4, 8
 
 

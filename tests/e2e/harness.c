@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -85,6 +86,12 @@ const char *h_corralctl(void)
 const char *h_upper(void)
 {
 	return env_path("UPPER");
+}
+
+/* Does this kernel have Landlock (ABI 1 or later), as the daemon's probe asks? */
+bool h_landlock(void)
+{
+	return syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* ..._VERSION */) >= 1;
 }
 
 /* Heavy tests scale down under sanitizers or on request. */

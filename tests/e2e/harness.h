@@ -55,6 +55,8 @@ const char *h_corralctl(void);
 const char *h_upper(void);
 /* True under a sanitizer or with $CORRAL_TEST_SMALL: scale heavy tests down. */
 bool h_small(void);
+/* Landlock in this kernel (the daemon then guards file payloads with it). */
+bool h_landlock(void);
 
 /* Milliseconds on the monotonic clock. */
 int64_t h_now_ms(void);

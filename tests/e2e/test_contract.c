@@ -101,35 +101,52 @@ START_TEST(test_young_deaths_are_crashes)
 }
 END_TEST
 
-/* How many "next spawn in N ms" the daemon logged; the largest N in *ret_max. */
-static unsigned backoff_delays(const struct hd *d, unsigned *ret_max)
+/* How many "next spawn in N ms" the daemon logged; the smallest and largest N. */
+static unsigned backoff_delays(const struct hd *d, unsigned *ret_min, unsigned *ret_max)
 {
 	char *log = hd_log(d);
 	unsigned n = 0;
 	*ret_max = 0;
+	*ret_min = ~0u;
 	for (char *p = log; (p = strstr(p, "next spawn in ")); p++) {
 		unsigned ms = (unsigned)strtoul(p + 14, NULL, 10);
 		if (ms > *ret_max)
 			*ret_max = ms;
+		if (ms < *ret_min)
+			*ret_min = ms;
 		n++;
 	}
 	free(log);
 	return n;
 }
 
-/* Backoff delays carry jitter and never exceed backoff_ms[1], jitter included. */
+/*
+ * Backoff delays carry jitter and stay within [backoff_ms[0], backoff_ms[1]],
+ * jitter included; `describe` counts every crash of the interval, not only
+ * the burst + 1 that decide on backoff.
+ */
 START_TEST(test_backoff_jitter_capped)
 {
 	struct hd d;
-	unsigned n = 0, max = 0;
+	struct hc c;
+	unsigned n = 0, min = 0, max = 0;
 	/* A worker that exits before ready: every start is a crash. */
 	hd_up(&d, "{\"types\":{\"dud\":{\"exec\":[\"/bin/false\"],\"pool\":{\"min\":1,\"max\":1},"
 		  "\"restart\":{\"burst\":0,\"interval_ms\":600000,\"backoff_ms\":[150,150]}}}}");
 	int64_t deadline = h_now_ms() + 30000;
-	while ((n = backoff_delays(&d, &max)) < 12 && h_now_ms() < deadline)
+	while ((n = backoff_delays(&d, &min, &max)) < 12 && h_now_ms() < deadline)
 		usleep(100000);
 	ck_assert_msg(n >= 12, "only %u backoff delays logged", n);
 	ck_assert_msg(max <= 150, "a backoff delay of %u ms, past backoff_ms[1] = 150", max);
+	ck_assert_msg(min >= 150, "a backoff delay of %u ms, below backoff_ms[0] = 150", min);
+	hc_open(&c, &d);
+	json_t *r = hc_rpc(&c, "{\"cmd\":\"describe\",\"type\":\"dud\"}");
+	H_OK(r);
+	json_int_t recent = h_int(json_object_get(r, "backoff"), "recent_crashes");
+	ck_assert_msg(recent >= 12, "recent_crashes %lld after %u crashes within the interval",
+		      (long long)recent, n);
+	json_decref(r);
+	hc_close(&c);
 	hd_stop(&d, true);
 }
 END_TEST

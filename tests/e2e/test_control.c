@@ -20,8 +20,9 @@
 
 #include "harness.h"
 
-static const char *const layer_set[] = {"user",	   "pid",    "net",	"ipc",	"uts",	    "mount",
-					"seccomp", "cgroup", "rlimits", "pids", "landlock", NULL};
+/* DESIGN.md's layer names, and no others. */
+static const char *const layer_set[] = {"user",	 "pid",	    "net",    "ipc",	 "uts",
+					"mount", "seccomp", "cgroup", "rlimits", NULL};
 
 /* True when the object has exactly the given keys. */
 static bool exact_keys(json_t *o, const char *const *keys)
@@ -583,6 +584,252 @@ START_TEST(test_fd_with_ping)
 }
 END_TEST
 
+/* A sealed memfd holding text. */
+static int text_memfd(const char *text)
+{
+	int fd = memfd_create("e2e-payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	return fd;
+}
+
+/* The bytes of a result fd, as a string (static buffer). */
+static const char *fd_text(int fd)
+{
+	static char buf[256];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* Several lines and their fds in one sendmsg: each line that asks for an fd
+ * gets the next one, in order; the last line gets what is left. */
+START_TEST(test_fds_of_one_sendmsg)
+{
+	struct hd d;
+	struct hc c;
+	hd_up(&d, NULL);
+	hc_open(&c, &d);
+	static const struct {
+		const char *text;
+		int nfds;
+		const char *payloads[2];
+		const char *want[3]; /* per line: the result, or an error code */
+	} cases[] = {
+	    {"{\"id\":1,\"cmd\":\"call\",\"type\":\"echo\",\"payload_fd\":true}\n"
+	     "{\"id\":2,\"cmd\":\"call\",\"type\":\"echo\",\"payload_fd\":true}\n",
+	     2,
+	     {"one", "two"},
+	     {"one", "two"}},
+	    {"{\"id\":1,\"cmd\":\"ping\"}\n"
+	     "{\"id\":2,\"cmd\":\"call\",\"type\":\"echo\",\"payload_fd\" : true}\n",
+	     1,
+	     {"four"},
+	     {"", "four"}},
+	    {"{\"id\":1,\"cmd\":\"call\",\"type\":\"echo\",\"payload_fd\":true}\n"
+	     "{\"id\":2,\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"\\\"payload_fd\\\":true\"}"
+	     "\n",
+	     2,
+	     {"five", "extra"},
+	     {"five", "bad_request"}},
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		int fds[2];
+		for (int i = 0; i < cases[k].nfds; i++)
+			fds[i] = text_memfd(cases[k].payloads[i]);
+		union {
+			char buf[CMSG_SPACE(2 * sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = {(void *)cases[k].text, strlen(cases[k].text)};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = u.buf,
+				    .msg_controllen =
+					CMSG_SPACE((size_t)cases[k].nfds * sizeof(int))};
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN((size_t)cases[k].nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, (size_t)cases[k].nfds * sizeof(int));
+		ck_assert_int_eq(sendmsg(c.fd, &mh, MSG_NOSIGNAL), (ssize_t)strlen(cases[k].text));
+		for (int i = 0; i < cases[k].nfds; i++)
+			close(fds[i]);
+		for (json_int_t id = 1; id <= 2; id++) {
+			int rfd = -1;
+			json_t *r = hc_wait_id(&c, id, 10000, &rfd);
+			const char *want = cases[k].want[id - 1];
+			ck_assert_msg(r, "case %zu: no reply %lld", k, (long long)id);
+			if (strcmp(want, "bad_request") == 0) {
+				H_ERR(r, "bad_request");
+			} else {
+				ck_assert_msg(h_ok(r), "case %zu line %lld: %s", k, (long long)id,
+					      h_dump(r));
+				if (*want) {
+					ck_assert_msg(rfd >= 0, "case %zu: no result fd", k);
+					ck_assert_str_eq(fd_text(rfd), want);
+				}
+			}
+			if (rfd >= 0)
+				close(rfd);
+			json_decref(r);
+		}
+	}
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
+/* A client that shut only its writing side still reads: its last line (even
+ * without a newline) is answered, its stream goes on. */
+START_TEST(test_half_close)
+{
+	struct hd d;
+	struct hc w, c, p;
+	hd_up(&d, NULL);
+	hc_open(&p, &d);
+	const char ping[] = "{\"id\":7,\"cmd\":\"ping\"}";
+	hc_send_raw(&p, ping, sizeof(ping) - 1, -1);
+	ck_assert_int_eq(shutdown(p.fd, SHUT_WR), 0);
+	json_t *r = hc_next(&p, 10000, NULL);
+	ck_assert_msg(r, "no reply to a last line ended by EOF");
+	H_OK(r);
+	ck_assert_int_eq(h_int(r, "id"), 7);
+	json_decref(r);
+	ck_assert(hc_wait_eof(&p, 10000));
+	hc_close(&p);
+
+	json_int_t sid = hc_watch(&w, &d);
+	ck_assert_int_eq(shutdown(w.fd, SHUT_WR), 0);
+	hc_open(&c, &d);
+	r = hc_rpc(&c, "{\"cmd\":\"call\",\"type\":\"echo\",\"payload\":\"x\"}");
+	H_OK(r);
+	json_decref(r);
+	json_t *ev = hc_next_event(&w, sid, 10000);
+	ck_assert_msg(ev, "a half-closed watch got no event");
+	json_decref(ev);
+	hc_close(&w);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
+/* A client that closed goes at once, and with it the calls it left queued. */
+START_TEST(test_hangup_drops_queued)
+{
+	struct hd d;
+	struct hc c, q;
+	hd_up(&d, "{\"types\":{\"hang\":{\"mode\":\"stdio\",\"exec\":[\"/bin/sh\",\"-c\","
+		  "\"exec sleep 60\"],\"pool\":{\"max\":1}}}}");
+	hc_open(&c, &d);
+	hc_open(&q, &d);
+	for (int i = 0; i < 6; i++)
+		hc_sendf(&q, -1, "{\"cmd\":\"call\",\"type\":\"hang\",\"payload\":\"x\"}");
+	json_t *r = NULL;
+	int64_t deadline = h_now_ms() + 10000;
+	for (;;) { /* all six arrived: one running, five queued */
+		r = hc_rpc(&c, "{\"cmd\":\"stats\",\"type\":\"hang\"}");
+		if (h_int(r, "queued") == 5 || h_now_ms() > deadline)
+			break;
+		json_decref(r);
+		usleep(20000);
+	}
+	ck_assert_int_eq(h_int(r, "queued"), 5);
+	json_decref(r);
+	hc_close(&q);
+	deadline = h_now_ms() + 5000;
+	for (;;) {
+		r = hc_rpc(&c, "{\"cmd\":\"stats\",\"type\":\"hang\"}");
+		if (h_int(r, "queued") == 0 || h_now_ms() > deadline)
+			break;
+		json_decref(r);
+		usleep(20000);
+	}
+	ck_assert_msg(h_int(r, "queued") == 0, "calls of a closed client still queued: %s",
+		      h_dump(r));
+	json_decref(r);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
+/* No reply line passes 1 MiB, not even one echoing a long id. */
+START_TEST(test_reply_line_limit)
+{
+	struct hd d;
+	struct hc c;
+	hd_up(&d, NULL);
+	hc_open(&c, &d);
+	size_t n = 1u << 20; /* the line, newline excluded */
+	char *line = malloc(n + 1);
+	const char head[] = "{\"cmd\":\"ping\",\"id\":\"", tail[] = "\"}";
+	memcpy(line, head, sizeof(head) - 1);
+	memset(line + sizeof(head) - 1, 'i', n - (sizeof(head) - 1) - (sizeof(tail) - 1));
+	memcpy(line + n - (sizeof(tail) - 1), tail, sizeof(tail) - 1);
+	line[n] = '\n';
+	hc_send_raw(&c, line, n + 1, -1);
+	free(line);
+	json_t *r = hc_next(&c, 10000, NULL);
+	ck_assert_msg(r, "no reply");
+	char *out = json_dumps(r, JSON_COMPACT);
+	ck_assert_msg(strlen(out) <= n, "a reply line of %zu bytes", strlen(out));
+	free(out);
+	H_ERR(r, "too_large");
+	ck_assert(json_is_null(json_object_get(r, "id")));
+	json_decref(r);
+	r = hc_rpc(&c, "{\"cmd\":\"ping\"}");
+	H_OK(r);
+	json_decref(r);
+	hc_close(&c);
+	hd_stop(&d, true);
+}
+END_TEST
+
+#define FOLLOW_CFG                                                                                 \
+	"{\"types\":{\"a\":{\"builtin\":\"echo\"},\"b\":{\"builtin\":\"echo\"},"                   \
+	"\"c\":{\"builtin\":\"sha256\"}%s}}"
+#define LATE_TYPE                                                                                  \
+	",\"late\":{\"exec\":[\"/bin/sh\",\"-c\",\"echo late-line; exec sleep 60\"],"              \
+	"\"pool\":{\"min\":1},\"limits\":{\"start_timeout_ms\":60000}}"
+
+/* `logs` follow of every worker: types a reload adds too, and one end event. */
+START_TEST(test_follow_all_workers)
+{
+	struct hd d;
+	struct hc f, c;
+	hd_up(&d, FOLLOW_CFG, "");
+	hc_open(&f, &d);
+	json_int_t sid = hc_sendf(&f, -1, "{\"cmd\":\"logs\",\"follow\":true,\"lines\":0}");
+	json_t *r = hc_wait_id(&f, sid, 10000, NULL);
+	H_OK(r);
+	json_decref(r);
+	hd_write_config(&d, FOLLOW_CFG, LATE_TYPE);
+	hc_open(&c, &d);
+	r = hc_rpc(&c, "{\"cmd\":\"reload\"}");
+	H_OK(r);
+	json_decref(r);
+	json_t *ev = hc_next_event(&f, sid, 10000);
+	ck_assert_msg(ev, "no log line of a type added by reload");
+	ck_assert_str_eq(h_str(ev, "text"), "late-line");
+	json_decref(ev);
+	r = hc_rpc(&c, "{\"cmd\":\"shutdown\",\"timeout_ms\":2000}");
+	H_OK(r);
+	json_decref(r);
+	unsigned ends = 0;
+	json_t *l;
+	while ((l = hc_next(&f, 10000, NULL))) {
+		json_t *e = json_object_get(l, "event");
+		if (e && json_object_get(e, "end"))
+			ends++;
+		json_decref(l);
+	}
+	ck_assert_msg(ends == 1, "%u end events on one stream", ends);
+	ck_assert(hd_wait_exit(&d, 10000));
+	hc_close(&f);
+	hc_close(&c);
+}
+END_TEST
+
 START_TEST(test_pipelining)
 {
 	struct hd d;
@@ -880,6 +1127,11 @@ int main(void)
 	h_add(s, test_oversize_line, 60);
 	h_add(s, test_fd_with_ping, 60);
 	h_add(s, test_pipelining, 60);
+	h_add(s, test_fds_of_one_sendmsg, 60);
+	h_add(s, test_half_close, 60);
+	h_add(s, test_hangup_drops_queued, 60);
+	h_add(s, test_reply_line_limit, 60);
+	h_add(s, test_follow_all_workers, 60);
 	h_add(s, test_unauthorized_peer, 60);
 	h_add(s, test_socket_default_mode, 60);
 	h_add(s, test_second_daemon_refused, 60);

@@ -254,7 +254,7 @@ START_TEST(test_fork_bomb_left_behind)
 	ck_assert_msg(!h_ok(r) && strcmp(h_err(r), "worker_error") == 0, "%s", h_dump(r));
 	json_decref(r);
 	assert_bomb_gone(ended);
-	ck_assert_msg(type_has_layer(&c, "bomb", "pids", true), "pids layer not active");
+	ck_assert_msg(type_has_layer(&c, "bomb", "cgroup", true), "cgroup layer not active");
 	hc_close(&c);
 	hd_stop(&d, true);
 }
@@ -464,7 +464,7 @@ START_TEST(test_payload_file_0666)
 	ck_assert_int_eq(write(fd, want, sizeof(want)), (ssize_t)sizeof(want));
 	assert_payload_safe(&c, fd, want, sizeof(want));
 	close(fd);
-	ck_assert_msg(type_has_layer(&c, "pay", "landlock", true), "landlock layer not active");
+	ck_assert_msg(h_landlock(), "Landlock not available");
 	hc_close(&c);
 	hd_stop(&d, true);
 }
@@ -533,7 +533,7 @@ START_TEST(test_payload_fd_stdin)
 	ck_assert_int_eq(fchmod(fd, 0666), 0);
 	ck_assert_int_eq(write(fd, want, sizeof(want)), (ssize_t)sizeof(want));
 	assert_stdin_safe(&c, fd, want, sizeof(want),
-			  type_has_layer(&c, "in", "landlock", true) ? "file" : "pipe");
+			  h_landlock() ? "file" : "pipe");
 	close(fd);
 	hc_close(&c);
 	hd_stop(&d, true);
