@@ -240,6 +240,7 @@ struct type_rt {
 	unsigned sb_active, sb_missing;
 	unsigned ns; /* namespaces applied (NS_*) */
 	bool use_filter, use_cgroup, switch_user;
+	bool user_unknown;   /* sandbox.user names no user: no worker can start */
 	bool exec_is_script; /* native exec[0] starts with #!: exec by path */
 	uid_t uid;
 	gid_t gid;

@@ -128,6 +128,12 @@ int launch_proc(struct type_rt *t, bool hold, struct wproc *p, char *errbuf, siz
 	int memfd = -1;
 	char kb[32];
 	char **argv = NULL;
+
+	if (t->user_unknown) {
+		/* Never root (or the daemon's uid) in its place: no worker at all. */
+		snprintf(errbuf, errlen, "sandbox.user \"%s\" does not exist", tc->sandbox.user);
+		return -1;
+	}
 	int r;
 
 	memset(p, 0, sizeof(*p));

@@ -56,6 +56,7 @@ static void type_plan_user(struct daemon *d, struct type_rt *t)
 	const struct type_config *tc = t->cfg;
 	t->uid = geteuid();
 	t->gid = getegid();
+	t->user_unknown = false;
 	const char *user = tc->sandbox.user ? tc->sandbox.user : d->uid_root ? "nobody" : NULL;
 	if (user) {
 		struct passwd *pw = getpwnam(user);
@@ -68,8 +69,10 @@ static void type_plan_user(struct daemon *d, struct type_rt *t)
 			t->uid = (uid_t)v;
 			t->gid = (gid_t)v;
 		} else {
-			log_warn("type %s: user %s does not exist; workers keep uid %u", t->name,
-				 user, (unsigned)t->uid);
+			/* A typo must not run the workers as us (root, maybe). */
+			t->user_unknown = true;
+			log_err("type %s: user %s does not exist; its workers cannot start",
+				t->name, user);
 		}
 	}
 	if ((t->uid != geteuid() || t->gid != getegid()) && !d->uid_root) {

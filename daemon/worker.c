@@ -313,7 +313,7 @@ bool exit_cause_describe(enum exit_cause cause, int wstatus, bool pid1, const ch
 		snprintf(buf, len, "start timeout");
 		return true;
 	case EXIT_CALL_TIMEOUT:
-		snprintf(buf, len, "timeout (killed by SIGKILL)");
+		snprintf(buf, len, "killed by SIGKILL (call timeout)");
 		return false;
 	case EXIT_FAULT:
 		snprintf(buf, len, "killed by SIGKILL (protocol violation%s%s)",
@@ -1086,7 +1086,14 @@ static void worker_on_exit(struct worker *w)
 	e.spawn_err = spawn_err[0] ? spawn_err : NULL;
 	e.key = key;
 	worker_release(w);
-	server_emit_watch(d, &ghost, reason);
+	/* Watchers get DESIGN's words alone ("killed by SIGKILL"); what the daemon
+	 * did, in (), stays in the log, the call's error and `describe`. */
+	char said[sizeof(reason)];
+	memcpy(said, reason, sizeof(said));
+	char *paren = strstr(said, " (");
+	if (paren)
+		*paren = '\0';
+	server_emit_watch(d, &ghost, said);
 	pool_worker_exited(t, &e);
 	free(key);
 	daemon_changed(d);

@@ -752,8 +752,12 @@ static int stdio_pump(struct stdio_run *run)
 	}
 }
 
-/* The stderr tail fit for a message: no trailing blank, no NUL, no split UTF-8 sequence at the
- * start. */
+/*
+ * The stderr tail fit for a message: its last STDIO_MSG_TAIL bytes (the end
+ * is where the error is; the message, and a client's copy of it, must not cut
+ * it off), no trailing blank, no NUL, no split UTF-8 sequence at the start.
+ */
+#define STDIO_MSG_TAIL 448u
 static const char *stdio_tail_text(struct stdio_run *run)
 {
 	size_t start = 0, end = run->tail_len;
@@ -761,6 +765,8 @@ static const char *stdio_tail_text(struct stdio_run *run)
 	while (end > 0 && (run->tail[end - 1] == '\n' || run->tail[end - 1] == '\r' ||
 			   run->tail[end - 1] == ' ' || run->tail[end - 1] == '\t'))
 		end--;
+	if (end > STDIO_MSG_TAIL)
+		start = end - STDIO_MSG_TAIL;
 	while (start < end && ((unsigned char)run->tail[start] & 0xc0) == 0x80)
 		start++;
 	for (size_t i = start; i < end; i++)

@@ -155,7 +155,9 @@ END_TEST
 	"{\"types\":{"                                                                             \
 	"\"missing\":{\"exec\":[\"/opt/corral-test-missing/x\"]},"                                 \
 	"\"dies\":{\"exec\":[\"/bin/false\"]},"                                                    \
-	"\"deaf\":{\"exec\":[\"/bin/sleep\",\"60\"],\"limits\":{\"start_timeout_ms\":300}}"        \
+	"\"deaf\":{\"exec\":[\"/bin/sleep\",\"60\"],\"limits\":{\"start_timeout_ms\":300}},"       \
+	"\"nouser\":{\"mode\":\"stdio\",\"exec\":[\"/bin/cat\"],"                                  \
+	"\"sandbox\":{\"user\":\"corral-no-such-user\"}}"                                          \
 	"}}"
 
 /* A call of type that waits for a worker that cannot start: unavailable at once, with why. */
@@ -184,6 +186,8 @@ START_TEST(test_unstartable_calls_unavailable)
 			   "exec /opt/corral-test-missing/x: No such file or directory");
 	expect_unavailable(&c, "dies", "exited with status 1 before ready");
 	expect_unavailable(&c, "deaf", "start timeout");
+	/* A sandbox.user that names nobody: no worker, rather than one as the daemon's uid. */
+	expect_unavailable(&c, "nouser", "sandbox.user \"corral-no-such-user\" does not exist");
 	/* Again: the next call spawns again and fails the same way, never waits. */
 	expect_unavailable(&c, "dies", "exited with status 1 before ready");
 	/* describe keeps the causes. */

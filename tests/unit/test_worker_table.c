@@ -112,7 +112,7 @@ START_TEST(test_exit_causes)
 	ck_assert_str_eq(r, "out of memory");
 	/* What the daemon did. */
 	ck_assert(!describe(EXIT_CALL_TIMEOUT, SIGNALED(SIGKILL), false, true, "", r, sizeof(r)));
-	ck_assert_str_eq(r, "timeout (killed by SIGKILL)");
+	ck_assert_str_eq(r, "killed by SIGKILL (call timeout)");
 	ck_assert(describe(EXIT_START_TIMEOUT, SIGNALED(SIGKILL), false, true, "", r, sizeof(r)));
 	ck_assert_str_eq(r, "start timeout");
 	ck_assert(describe(EXIT_FAULT, SIGNALED(SIGKILL), false, false, "bad hello", r, sizeof(r)));
