@@ -1170,6 +1170,8 @@ static int client_process(struct client *c)
 		client_drop(c);
 		return -1;
 	}
+	if (c->rd_eof && c->closing && !c->dead)
+		client_watch_hangup(c); /* still owed replies or streams: until it hangs up */
 	client_arm_input(c);
 	return 0;
 }
@@ -1337,10 +1339,8 @@ static void client_on_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (mh.msg_flags & MSG_CTRUNC)
 		log_notice("client sent more fds than accepted; extra closed");
-	if (n == 0) {
+	if (n == 0)
 		c->rd_eof = true; /* finish what is complete, then go once replies are out */
-		client_watch_hangup(c);
-	}
 	c->inlen += (size_t)n;
 	if (ngot)
 		client_place_fds(c, (size_t)n, got, ngot);
