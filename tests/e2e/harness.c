@@ -280,7 +280,26 @@ pid_t hd_spawn(struct hd *d, const char *const *args)
 	return pid;
 }
 
-/* Start the daemon on d's socket and config; wait for the socket to accept. */
+/*
+ * Does the daemon behind fd answer a ping (any reply line)?  A connection can
+ * be accepted into the queue of a socket nobody will serve: the listening
+ * socket of a killed predecessor, held a moment longer by a process it was
+ * starting, until the successor replaces the file.
+ */
+static bool answers(int fd)
+{
+	static const char ping[] = "{\"id\":0,\"cmd\":\"ping\"}\n";
+	char buf[512];
+	if (send(fd, ping, sizeof(ping) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(ping) - 1))
+		return false;
+	struct pollfd p = {fd, POLLIN, 0};
+	if (poll(&p, 1, 2000) != 1)
+		return false;
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	return n > 0 && memchr(buf, '\n', (size_t)n);
+}
+
+/* Start the daemon on d's socket and config; wait until it answers on the socket. */
 void hd_start(struct hd *d)
 {
 	const char *args[8];
@@ -298,10 +317,12 @@ void hd_start(struct hd *d)
 	int64_t deadline = h_now_ms() + START_TIMEOUT_MS;
 	for (;;) {
 		int fd = h_connect_path(d->sock);
-		if (fd >= 0) {
+		if (fd >= 0 && answers(fd)) {
 			close(fd);
 			return;
 		}
+		if (fd >= 0)
+			close(fd);
 		if (waitpid(d->pid, &d->status, WNOHANG) == d->pid) {
 			d->reaped = true;
 			reg_sync(d);
