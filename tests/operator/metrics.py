@@ -86,9 +86,20 @@ class Daemon:
 
 
 def scrape(path):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(DEADLINE)
-    s.connect(path)
+    # The control socket accepts before the metrics listener is bound (or a
+    # stale file replaced): wait for it, bounded.
+    end = time.monotonic() + DEADLINE
+    while True:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(DEADLINE)
+        try:
+            s.connect(path)
+            break
+        except (ConnectionRefusedError, FileNotFoundError):
+            s.close()
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.02)
     s.sendall(b'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n')
     data = b''
     while True:
